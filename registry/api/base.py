@@ -1,0 +1,69 @@
+"""Shared pieces of the HTTP handlers: path parameters, query parsing, empty responses."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry.digest import Digest, InvalidDigest
+from registry.errors import ErrorCode, RegistryError
+from registry.service import Registry
+
+JSON = "application/json"
+MAX_PAGE_SIZE = 10_000
+_DECIMAL = re.compile(r"[0-9]{1,18}")
+
+
+def registry_of(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+def name_of(request: Request) -> str:
+    name: str = request.path_params["name"]
+    return name
+
+
+def empty(status: int, headers: dict[str, str] | None = None) -> Response:
+    merged = {"Content-Length": "0"}
+    if headers:
+        merged.update(headers)
+    return Response(status_code=status, headers=merged)
+
+
+def parse_digest_or(text: str, code: ErrorCode) -> Digest:
+    try:
+        return Digest.parse(text)
+    except InvalidDigest as exc:
+        raise RegistryError(code, str(exc), {"digest": text}) from None
+
+
+def int_header(request: Request, name: str) -> int | None:
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    if not _DECIMAL.fullmatch(value.strip()):
+        raise RegistryError(ErrorCode.SIZE_INVALID, f"invalid {name} header {value!r}")
+    return int(value)
+
+
+def page_params(request: Request) -> tuple[int, str | None]:
+    """`n` (clamped to MAX_PAGE_SIZE) and `last` of a paginated list."""
+    raw = request.query_params.get("n")
+    if raw is None or raw == "":
+        n = MAX_PAGE_SIZE
+    elif _DECIMAL.fullmatch(raw):
+        n = min(int(raw), MAX_PAGE_SIZE)
+    else:
+        raise RegistryError(
+            ErrorCode.UNSUPPORTED, f"n must be a non-negative integer, got {raw!r}", status=400
+        )
+    last = request.query_params.get("last") or None
+    return n, last
+
+
+def next_link(path: str, n: int, last: str) -> str:
+    return f'<{path}?n={n}&last={quote(last, safe="")}>; rel="next"'

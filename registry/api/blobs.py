@@ -1,0 +1,74 @@
+"""Blob download (with byte ranges), existence check and unlinking."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from registry.api.base import empty, name_of, parse_digest_or, registry_of
+from registry.errors import ErrorCode, RegistryError
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The single byte range [start, end] asked for, None for the whole blob.
+
+    Raises RegistryError(416) when the range cannot be satisfied.
+    """
+    if header is None:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or (not match[1] and not match[2]):
+        return None  # multi-range or malformed: serve the whole blob
+    if not match[1]:
+        length = int(match[2])
+        if length == 0:
+            raise _unsatisfiable(size)
+        return max(size - length, 0), size - 1
+    start = int(match[1])
+    end = int(match[2]) if match[2] else size - 1
+    if start >= size or end < start:
+        raise _unsatisfiable(size)
+    return start, min(end, size - 1)
+
+
+def _unsatisfiable(size: int) -> RegistryError:
+    return RegistryError(
+        ErrorCode.BLOB_UNKNOWN,
+        "requested range not satisfiable",
+        {"size": size},
+        status=416,
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+async def get_blob(request: Request) -> Response:
+    registry, name = registry_of(request), name_of(request)
+    digest = parse_digest_or(request.path_params["digest"], ErrorCode.BLOB_UNKNOWN)
+    size = await registry.blob_size(name, digest)
+    headers = {
+        "Content-Type": "application/octet-stream",
+        "Docker-Content-Digest": str(digest),
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{digest}"',
+        "Cache-Control": "max-age=31536000",
+    }
+    if request.method == "HEAD":
+        return empty(200, headers | {"Content-Length": str(size)})
+    byte_range = parse_range(request.headers.get("range"), size)
+    if byte_range is None:
+        headers["Content-Length"] = str(size)
+        return StreamingResponse(registry.read_blob(digest), 200, headers)
+    start, end = byte_range
+    headers["Content-Length"] = str(end - start + 1)
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return StreamingResponse(registry.read_blob(digest, start, end + 1), 206, headers)
+
+
+async def delete_blob(request: Request) -> Response:
+    digest = parse_digest_or(request.path_params["digest"], ErrorCode.BLOB_UNKNOWN)
+    await registry_of(request).delete_blob(name_of(request), digest)
+    return empty(202)

@@ -1,0 +1,76 @@
+"""Manifests by tag or digest: fetch, push, delete."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry.api.base import empty, int_header, name_of, registry_of
+from registry.digest import Digest
+from registry.errors import ErrorCode, RegistryError
+from registry.manifest import MAX_MANIFEST_BYTES
+from registry.reference import parse_reference
+
+
+def _reference(request: Request, code: ErrorCode) -> str | Digest:
+    text: str = request.path_params["reference"]
+    try:
+        return parse_reference(text)
+    except ValueError as exc:
+        raise RegistryError(code, str(exc), {"reference": text}) from None
+
+
+def _too_large() -> RegistryError:
+    return RegistryError(
+        ErrorCode.MANIFEST_INVALID,
+        f"manifest is larger than {MAX_MANIFEST_BYTES} bytes",
+        status=413,
+        headers={"Connection": "close"},
+    )
+
+
+async def _read_manifest_body(request: Request) -> bytes:
+    declared = int_header(request, "content-length")
+    if declared is not None and declared > MAX_MANIFEST_BYTES:
+        raise _too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_MANIFEST_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def get_manifest(request: Request) -> Response:
+    reference = _reference(request, ErrorCode.MANIFEST_UNKNOWN)
+    stored = await registry_of(request).get_manifest(name_of(request), reference)
+    headers = {
+        "Content-Type": stored.media_type,
+        "Docker-Content-Digest": str(stored.digest),
+        "ETag": f'"{stored.digest}"',
+        "Content-Length": str(len(stored.body)),
+    }
+    if request.method == "HEAD":
+        return Response(status_code=200, headers=headers)
+    return Response(stored.body, 200, headers)
+
+
+async def put_manifest(request: Request) -> Response:
+    name = name_of(request)
+    reference = _reference(request, ErrorCode.MANIFEST_INVALID)
+    body = await _read_manifest_body(request)
+    digest, parsed = await registry_of(request).put_manifest(
+        name, reference, body, request.headers.get("content-type")
+    )
+    headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": str(digest)}
+    if parsed.subject is not None:
+        headers["OCI-Subject"] = str(parsed.subject)
+    return empty(201, headers)
+
+
+async def delete_manifest(request: Request) -> Response:
+    reference = _reference(request, ErrorCode.MANIFEST_UNKNOWN)
+    await registry_of(request).delete_manifest(name_of(request), reference)
+    return empty(202)

@@ -1,0 +1,138 @@
+"""create_app(config): the Starlette application, its storage lifecycle and error rendering.
+
+Errors are rendered in one place: every RegistryError becomes an OCI error body, router
+misses become OCI 404/405 bodies, storage outages become 503, anything else a logged 500.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.config import Config
+from registry.errors import ErrorCode, RegistryError
+from registry.routes import build_routes
+from registry.service import Registry
+from registry.storage.base import Storage, StorageError
+from registry.storage.filesystem import FilesystemStorage
+
+log = logging.getLogger("registry")
+API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
+PURGE_INTERVAL_SECONDS = 3600
+
+
+def open_storage(config: Config) -> Storage:
+    assert config.storage.filesystem is not None
+    return FilesystemStorage(config.storage.filesystem.root)
+
+
+def error_response(error: RegistryError) -> Response:
+    return JSONResponse(error.body(), error.status, error.headers)
+
+
+async def _registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        error = RegistryError(
+            ErrorCode.UNSUPPORTED,
+            f"method {request.method} is not allowed on {request.url.path}",
+            headers=dict(exc.headers or {}),
+        )
+    else:
+        error = RegistryError(
+            ErrorCode.UNSUPPORTED, f"no such endpoint: {request.url.path}", status=exc.status_code
+        )
+    return error_response(error)
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    log.error("storage failure on %s %s: %s", request.method, request.url.path, exc)
+    return error_response(RegistryError(ErrorCode.UNAVAILABLE, "storage is unavailable"))
+
+
+async def _disconnected(request: Request, exc: Exception) -> Response:
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return error_response(RegistryError(ErrorCode.UNKNOWN, "internal server error"))
+
+
+class ApiVersionHeader:
+    """Adds `Docker-Distribution-API-Version` to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), API_VERSION_HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+async def _purge_uploads_periodically(registry: Registry, max_age: float) -> None:
+    while True:
+        try:
+            removed = await registry.uploads.purge(max_age)
+            if removed:
+                log.info("purged %d abandoned upload objects", removed)
+        except StorageError as exc:
+            log.warning("purging abandoned uploads failed: %s", exc)
+        await anyio.sleep(PURGE_INTERVAL_SECONDS)
+
+
+def create_app(config: Config, storage: Storage | None = None) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        backend = storage or open_storage(config)
+        registry = Registry(backend, delete_enabled=config.storage.delete.enabled)
+        app.state.registry = registry
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(
+                _purge_uploads_periodically, registry, config.storage.uploads.max_age_seconds
+            )
+            try:
+                yield
+            finally:
+                tasks.cancel_scope.cancel()
+                await backend.aclose()
+
+    app = Starlette(
+        routes=build_routes(),
+        lifespan=lifespan,
+        exception_handlers={
+            RegistryError: _registry_error,
+            HTTPException: _http_error,
+            StorageError: _storage_error,
+            ClientDisconnect: _disconnected,
+            Exception: _unexpected,
+        },
+    )
+    router = app.router
+    assert isinstance(router, Router)
+    router.redirect_slashes = False
+    app.add_middleware(ApiVersionHeader)
+    return app

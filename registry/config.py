@@ -1,0 +1,205 @@
+"""Configuration: frozen dataclasses filled from defaults, a YAML file, then environment.
+
+Every leaf key `a.b.c` can be overridden by `REGISTRY_A_B_C`; names are resolved against this
+schema (so `REGISTRY_STORAGE_FILESYSTEM_ROOT` means `storage.filesystem.root`), never guessed.
+Any problem raises ConfigError with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+ENV_PREFIX = "REGISTRY_"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    addr: str = "127.0.0.1:5000"
+    workers: int = 1
+
+    @property
+    def host(self) -> str:
+        host, _, _ = self.addr.rpartition(":")
+        return host.strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.addr.rpartition(":")[2])
+
+
+@dataclass(frozen=True)
+class FilesystemConfig:
+    root: str = "./data"
+
+
+@dataclass(frozen=True)
+class DeleteConfig:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class UploadsConfig:
+    max_age_seconds: int = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    filesystem: FilesystemConfig | None = None
+    delete: DeleteConfig = field(default_factory=DeleteConfig)
+    uploads: UploadsConfig = field(default_factory=UploadsConfig)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+    access_log: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    http: HttpConfig = field(default_factory=HttpConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+DRIVER_SECTIONS = ("filesystem",)
+C = TypeVar("C")
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raw = loaded or {}
+    _apply_environment(raw, environ or {})
+    config = _build(Config, raw, "")
+    return _select_driver(config)
+
+
+def _select_driver(config: Config) -> Config:
+    chosen = [name for name in DRIVER_SECTIONS if getattr(config.storage, name) is not None]
+    if len(chosen) > 1:
+        raise ConfigError(f"storage: exactly one driver section allowed, found {', '.join(chosen)}")
+    if not chosen:
+        storage = dataclasses.replace(config.storage, filesystem=FilesystemConfig())
+        config = dataclasses.replace(config, storage=storage)
+    if config.log.level not in LOG_LEVELS:
+        raise ConfigError(f"log.level: must be one of {', '.join(LOG_LEVELS)}")
+    try:
+        port = config.http.port
+    except ValueError:
+        port = -1
+    if not config.http.host or not 0 < port < 65536:
+        raise ConfigError(f"http.addr: expected host:port, got {config.http.addr!r}")
+    if config.http.workers < 1:
+        raise ConfigError("http.workers: must be at least 1")
+    return config
+
+
+def _leaf_paths(cls: type, prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Map REGISTRY_* variable names to key paths, from the schema."""
+    paths: dict[str, tuple[str, ...]] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        section = _section_type(hints[f.name])
+        path = (*prefix, f.name)
+        if section is not None:
+            paths.update(_leaf_paths(section, path))
+        else:
+            paths[ENV_PREFIX + "_".join(path).upper()] = path
+    return paths
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    known = _leaf_paths(Config)
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        path = known.get(name)
+        if path is None:
+            raise ConfigError(f"{name}: no such configuration key")
+        node = raw
+        for key in path[:-1]:
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"{'.'.join(path)}: {key} must be a mapping")
+            node = child
+        node[path[-1]] = _EnvValue(value)
+
+
+class _EnvValue(str):
+    """A string from the environment, to be coerced to the schema's type."""
+
+
+def _section_type(hint: Any) -> type | None:
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return hint
+    if isinstance(hint, types.UnionType):
+        for arg in typing.get_args(hint):
+            if dataclasses.is_dataclass(arg) and isinstance(arg, type):
+                return arg
+    return None
+
+
+def _build(cls: type[C], raw: Any, where: str) -> C:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in names:
+            raise ConfigError(f"{where + '.' if where else ''}{key}: unknown configuration key")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = f"{where}.{name}" if where else name
+        section = _section_type(hints[name])
+        values[name] = _build(section, value, key) if section else _coerce(hints[name], value, key)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    from_env = isinstance(value, _EnvValue)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and value.lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
+            return value.lower() in ("true", "1", "yes", "on")
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_env:
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    raise ConfigError(f"{key}: unsupported type {hint!r}")  # pragma: no cover - schema bug

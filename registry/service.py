@@ -1,0 +1,332 @@
+"""Domain operations of the registry: blobs, uploads, manifests, tags, referrers, catalog.
+
+No HTTP here and no key strings: storage keys come from `layout`. Multi-object changes follow
+the write order in DESIGN.md (catalog marker, blob, link, manifest, referrer, tag) so a crash
+at any point leaves a readable state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from registry import manifest as mf
+from registry.digest import Digest, InvalidDigest, new_hasher
+from registry.errors import ErrorCode, RegistryError
+from registry.reference import is_valid_name, is_valid_tag
+from registry.storage import layout
+from registry.storage.base import NotFound, Storage
+from registry.uploads import Session, Uploads
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    digest: Digest
+    media_type: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[str]
+    more: bool
+
+
+def check_name(name: str) -> None:
+    if not is_valid_name(name):
+        raise RegistryError(ErrorCode.NAME_INVALID, f"invalid repository name {name!r}")
+
+
+def _encode_manifest(media_type: str, body: bytes) -> bytes:
+    return media_type.encode() + b"\n" + body
+
+
+def _decode_manifest(digest: Digest, stored: bytes) -> StoredManifest:
+    media_type, _, body = stored.partition(b"\n")
+    return StoredManifest(digest, media_type.decode(), body)
+
+
+class Registry:
+    def __init__(self, storage: Storage, *, delete_enabled: bool = True) -> None:
+        self.storage = storage
+        self.delete_enabled = delete_enabled
+        self.uploads = Uploads(storage)
+        self._known_repositories: set[str] = set()
+
+    # -- repositories ------------------------------------------------------------------------
+
+    async def _ensure_repository(self, name: str) -> None:
+        if name not in self._known_repositories:
+            await self.storage.put_if_absent(layout.catalog_entry(name), b"")
+            self._known_repositories.add(name)
+
+    async def repository_exists(self, name: str) -> bool:
+        try:
+            await self.storage.stat(layout.catalog_entry(name))
+        except NotFound:
+            return False
+        return True
+
+    async def catalog(self, n: int, last: str | None) -> Page:
+        prefix = layout.CATALOG_PREFIX
+        keys = await self.storage.list(prefix, prefix + last if last else None, n + 1)
+        names = [k[len(prefix) :] for k in keys]
+        return Page(names[:n], len(names) > n)
+
+    # -- blobs -------------------------------------------------------------------------------
+
+    async def blob_size(self, name: str, digest: Digest) -> int:
+        """Size of a blob this repository may serve; BLOB_UNKNOWN otherwise."""
+        try:
+            await self.storage.stat(layout.blob_link(name, digest))
+            return (await self.storage.stat(layout.blob(digest))).size
+        except NotFound:
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+
+    def read_blob(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        return self.storage.read(layout.blob(digest), start, end)
+
+    async def delete_blob(self, name: str, digest: Digest) -> None:
+        self._check_delete_enabled()
+        if not await self.storage.delete(layout.blob_link(name, digest)):
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
+
+    async def mount_blob(self, name: str, digest: Digest, source: str) -> bool:
+        """Link a blob that `source` may serve into `name`; False if it cannot be mounted."""
+        if not is_valid_name(source):
+            return False
+        try:
+            await self.blob_size(source, digest)
+        except RegistryError:
+            return False
+        await self._link_blob(name, digest)
+        return True
+
+    async def _link_blob(self, name: str, digest: Digest) -> None:
+        await self._ensure_repository(name)
+        await self.storage.put_bytes(layout.blob_link(name, digest), b"")
+
+    async def _commit_blob(self, name: str, digest: Digest, content_key: str) -> None:
+        """Make verified content the blob `digest` (idempotent) and link it into `name`."""
+        await self._ensure_repository(name)
+        try:
+            await self.storage.stat(layout.blob(digest))
+            await self.storage.delete(content_key)
+        except NotFound:
+            await self.storage.move(content_key, layout.blob(digest))
+        await self.storage.put_bytes(layout.blob_link(name, digest), b"")
+
+    # -- uploads -----------------------------------------------------------------------------
+
+    async def push_blob(
+        self, name: str, digest: Digest, body: AsyncIterable[bytes], content_length: int | None
+    ) -> None:
+        key = await self.uploads.stream_monolithic(body, digest, content_length)
+        await self._commit_blob(name, digest, key)
+
+    async def finish_upload(self, session: Session, digest: Digest) -> None:
+        key = await self.uploads.complete(session, digest)
+        await self._commit_blob(session.repository, digest, key)
+        await self.uploads.discard(session)
+
+    # -- manifests ---------------------------------------------------------------------------
+
+    async def _resolve(self, name: str, reference: str | Digest) -> Digest:
+        if isinstance(reference, Digest):
+            return reference
+        try:
+            data, _ = await self.storage.get_bytes(layout.tag(name, reference))
+        except NotFound:
+            raise _manifest_unknown(reference) from None
+        return Digest.parse(data.decode())
+
+    async def get_manifest(self, name: str, reference: str | Digest) -> StoredManifest:
+        digest = await self._resolve(name, reference)
+        try:
+            stored, _ = await self.storage.get_bytes(layout.manifest(name, digest))
+        except NotFound:
+            raise _manifest_unknown(reference) from None
+        return _decode_manifest(digest, stored)
+
+    async def put_manifest(
+        self, name: str, reference: str | Digest, body: bytes, content_type: str | None
+    ) -> tuple[Digest, mf.Manifest]:
+        if isinstance(reference, str) and not is_valid_tag(reference):
+            raise RegistryError(ErrorCode.MANIFEST_INVALID, f"invalid tag {reference!r}")
+        try:
+            parsed = mf.parse_manifest(body, content_type)
+        except mf.ManifestInvalid as exc:
+            raise RegistryError(ErrorCode.MANIFEST_INVALID, str(exc)) from None
+        digest = _digest_of_manifest(body, reference)
+        await self._check_references(name, parsed)
+
+        await self._ensure_repository(name)
+        await self.storage.put_bytes(
+            layout.manifest(name, digest), _encode_manifest(parsed.media_type, body)
+        )
+        if parsed.subject is not None:
+            descriptor = _referrer_descriptor(parsed, digest, len(body))
+            await self.storage.put_bytes(
+                layout.referrer(name, parsed.subject, digest), json.dumps(descriptor).encode()
+            )
+        if isinstance(reference, str):
+            await self._set_tag(name, reference, digest)
+        return digest, parsed
+
+    async def _check_references(self, name: str, parsed: mf.Manifest) -> None:
+        problems: list[RegistryError] = []
+        for descriptor in parsed.blobs:
+            size = await self._blob_size_or_none(name, descriptor.digest)
+            problems.extend(_reference_problem(descriptor, size, "blob"))
+        for descriptor in parsed.manifests:
+            size = await self._manifest_size(name, descriptor.digest)
+            problems.extend(_reference_problem(descriptor, size, "manifest"))
+        if problems:
+            first, *rest = problems
+            first.extra = rest
+            raise first
+
+    async def _blob_size_or_none(self, name: str, digest: Digest) -> int | None:
+        try:
+            return await self.blob_size(name, digest)
+        except RegistryError:
+            return None
+
+    async def _manifest_size(self, name: str, digest: Digest) -> int | None:
+        try:
+            stored, _ = await self.storage.get_bytes(layout.manifest(name, digest))
+        except NotFound:
+            return None
+        return len(_decode_manifest(digest, stored).body)
+
+    async def _set_tag(self, name: str, tag: str, digest: Digest) -> None:
+        previous: Digest | None = None
+        try:
+            data, _ = await self.storage.get_bytes(layout.tag(name, tag))
+            previous = Digest.parse(data.decode())
+        except (NotFound, InvalidDigest):
+            pass
+        await self.storage.put_bytes(layout.tagged(name, digest, tag), b"")
+        await self.storage.put_bytes(layout.tag(name, tag), str(digest).encode())
+        if previous is not None and previous != digest:
+            await self.storage.delete(layout.tagged(name, previous, tag))
+
+    async def delete_manifest(self, name: str, reference: str | Digest) -> None:
+        self._check_delete_enabled()
+        if isinstance(reference, str):
+            try:
+                data, version = await self.storage.get_bytes(layout.tag(name, reference))
+            except NotFound:
+                raise _manifest_unknown(reference) from None
+            await self.storage.delete_if_version(layout.tag(name, reference), version)
+            try:
+                await self.storage.delete(layout.tagged(name, Digest.parse(data.decode()), reference))
+            except InvalidDigest:
+                pass
+            return
+        stored = await self.get_manifest(name, reference)
+        await self._untag_all(name, reference)
+        try:
+            parsed = mf.parse_manifest(stored.body, stored.media_type)
+        except mf.ManifestInvalid:
+            parsed = None
+        if parsed is not None and parsed.subject is not None:
+            await self.storage.delete(layout.referrer(name, parsed.subject, reference))
+        await self.storage.delete(layout.manifest(name, reference))
+
+    async def _untag_all(self, name: str, digest: Digest) -> None:
+        prefix = layout.tagged_prefix(name, digest)
+        for key in await self.storage.list(prefix):
+            tag = key[len(prefix) :]
+            try:
+                data, version = await self.storage.get_bytes(layout.tag(name, tag))
+                if data.decode() == str(digest):
+                    await self.storage.delete_if_version(layout.tag(name, tag), version)
+            except NotFound:
+                pass
+            await self.storage.delete(key)
+
+    # -- tags and referrers ------------------------------------------------------------------
+
+    async def list_tags(self, name: str, n: int, last: str | None) -> Page:
+        if not await self.repository_exists(name):
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": name})
+        prefix = layout.tags_prefix(name)
+        keys = await self.storage.list(prefix, prefix + last if last else None, n + 1)
+        tags = [k[len(prefix) :] for k in keys]
+        return Page(tags[:n], len(tags) > n)
+
+    async def list_referrers(
+        self, name: str, subject: Digest, artifact_type: str | None
+    ) -> list[dict[str, Any]]:
+        descriptors = []
+        for key in await self.storage.list(layout.referrers_prefix(name, subject)):
+            try:
+                data, _ = await self.storage.get_bytes(key)
+            except NotFound:
+                continue
+            descriptor = json.loads(data)
+            if artifact_type is None or descriptor.get("artifactType") == artifact_type:
+                descriptors.append(descriptor)
+        return descriptors
+
+    def _check_delete_enabled(self) -> None:
+        if not self.delete_enabled:
+            raise RegistryError(ErrorCode.UNSUPPORTED, "deletion is disabled on this registry")
+
+
+def _manifest_unknown(reference: str | Digest) -> RegistryError:
+    return RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": str(reference)})
+
+
+def _digest_of_manifest(body: bytes, reference: str | Digest) -> Digest:
+    if isinstance(reference, str):
+        return Digest.of(body)
+    if not reference.is_supported:
+        raise RegistryError(
+            ErrorCode.DIGEST_INVALID, f"unsupported digest algorithm {reference.algorithm}"
+        )
+    hasher = new_hasher(reference.algorithm)
+    hasher.update(body)
+    actual = Digest(reference.algorithm, hasher.hexdigest())
+    if actual != reference:
+        raise RegistryError(
+            ErrorCode.DIGEST_INVALID,
+            f"manifest digest is {actual}, not {reference}",
+            {"expected": str(reference), "actual": str(actual)},
+        )
+    return actual
+
+
+def _reference_problem(
+    descriptor: mf.Descriptor, stored_size: int | None, kind: str
+) -> list[RegistryError]:
+    if stored_size is None:
+        return [
+            RegistryError(
+                ErrorCode.MANIFEST_BLOB_UNKNOWN,
+                f"{kind} {descriptor.digest} is not in this repository",
+                {"digest": str(descriptor.digest)},
+            )
+        ]
+    if stored_size != descriptor.size:
+        return [
+            RegistryError(
+                ErrorCode.SIZE_INVALID,
+                f"descriptor of {kind} {descriptor.digest} says size {descriptor.size}, "
+                f"stored size is {stored_size}",
+                {"digest": str(descriptor.digest), "size": descriptor.size, "stored": stored_size},
+            )
+        ]
+    return []
+
+
+def _referrer_descriptor(parsed: mf.Manifest, digest: Digest, size: int) -> dict[str, Any]:
+    descriptor: dict[str, Any] = {"mediaType": parsed.media_type, "digest": str(digest), "size": size}
+    if parsed.artifact_type is not None:
+        descriptor["artifactType"] = parsed.artifact_type
+    if parsed.annotations:
+        descriptor["annotations"] = parsed.annotations
+    return descriptor

@@ -1,0 +1,85 @@
+"""The Storage protocol every driver implements: opaque bytes at string keys.
+
+A driver knows nothing of OCI. Keys are `/`-separated, never empty, and never contain
+`.` or `..` components; `layout.py` is the only place that builds them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+class StorageError(Exception):
+    """The storage backend failed or could not be reached."""
+
+
+class NotFound(StorageError):
+    """No object at that key."""
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write lost: the object exists, or changed since it was read."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    size: int
+    version: str
+    modified: float
+
+
+@runtime_checkable
+class Storage(Protocol):
+    async def stat(self, key: str) -> ObjectInfo:
+        """Size and version of the object; raises NotFound."""
+        ...
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes [start, end) of the object; raises NotFound on first iteration."""
+        ...
+
+    async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Store the stream at key atomically (whole or not at all); returns its size."""
+        ...
+
+    async def get_bytes(self, key: str) -> tuple[bytes, str]:
+        """A small object's content and version; raises NotFound."""
+        ...
+
+    async def put_bytes(self, key: str, data: bytes) -> str:
+        """Store a small object atomically, replacing any; returns its version."""
+        ...
+
+    async def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Store only if nothing is at key; False if something already was."""
+        ...
+
+    async def compare_and_swap(self, key: str, data: bytes, version: str) -> str:
+        """Replace the object only if its version is still `version`; raises PreconditionFailed."""
+        ...
+
+    async def delete(self, key: str) -> bool:
+        """Remove the object; False if there was none."""
+        ...
+
+    async def delete_if_version(self, key: str, version: str) -> bool:
+        """Remove the object only if its version is still `version`."""
+        ...
+
+    async def list(
+        self, prefix: str, start_after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        """Keys starting with prefix, in byte order, strictly after start_after, at most limit."""
+        ...
+
+    async def move(self, src: str, dst: str) -> None:
+        """Make src's object appear at dst atomically (replacing dst), then remove src."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise StorageError if the backend cannot serve requests."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,325 @@
+"""Filesystem driver: each key is a file below one root directory.
+
+Key components are percent-encoded and a file's name ends in `@` (which encoding never
+produces), so keys `a`, `a/b` and `a-b` coexist as `a@`, `a/b@` and `a-b@`. Every write goes
+to a temporary file first and is renamed into place, so an object appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import uuid
+from bisect import bisect_right
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote, unquote
+
+import anyio.to_thread
+
+from registry.storage.base import NotFound, ObjectInfo, PreconditionFailed, StorageError
+
+_FILE_SUFFIX = "@"
+_TEMP_DIR = "#tmp"
+_WRITE_BLOCK = 1 << 20
+_READ_BLOCK = 4 << 20
+T = TypeVar("T")
+
+
+def _encode(component: str) -> str:
+    return quote(component, safe="").replace("~", "%7E")
+
+
+def _content_version(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+class FilesystemStorage:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+        self._temp = self.root / _TEMP_DIR
+        self._temp.mkdir(parents=True, exist_ok=True)
+
+    # -- key mapping -------------------------------------------------------------------------
+
+    def _dir_path(self, components: list[str]) -> Path:
+        return self.root.joinpath(*(_encode(c) for c in components))
+
+    def path_of(self, key: str) -> Path:
+        parts = key.split("/")
+        if not key or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"invalid storage key {key!r}")
+        return self._dir_path(parts[:-1]) / (_encode(parts[-1]) + _FILE_SUFFIX)
+
+    def _temp_path(self) -> Path:
+        return self._temp / uuid.uuid4().hex
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _run(func: Callable[..., T], *args: object) -> T:
+        return await anyio.to_thread.run_sync(func, *args)
+
+    def _install(self, temp: Path, path: Path, *, replace: bool = True) -> bool:
+        """Rename (or hard-link, when not replacing) temp to path, creating parents as needed.
+
+        Returns False when not replacing and something is already at path.
+        """
+        try:
+            for _ in range(10):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    if replace:
+                        os.replace(temp, path)
+                    else:
+                        os.link(temp, path)
+                    return True
+                except FileExistsError:
+                    return False
+                except FileNotFoundError:
+                    # A concurrent delete pruned the parent directory: create it again.
+                    if not temp.exists():
+                        raise
+            raise StorageError(f"could not install {path}")
+        finally:
+            if not replace:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+
+    def _prune(self, directory: Path) -> None:
+        """Remove empty directories up to the root (best effort)."""
+        while directory != self.root and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:
+                return
+            directory = directory.parent
+
+    def _write_temp(self, data: bytes) -> Path:
+        temp = self._temp_path()
+        with open(temp, "wb") as f:
+            f.write(data)
+        return temp
+
+    @contextlib.contextmanager
+    def _locked(self, path: Path) -> Iterator[None]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- protocol ------------------------------------------------------------------------------
+
+    async def stat(self, key: str) -> ObjectInfo:
+        path = self.path_of(key)
+        try:
+            st = await self._run(os.stat, path)
+        except FileNotFoundError:
+            raise NotFound(key) from None
+        version = f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+        return ObjectInfo(size=st.st_size, version=version, modified=st.st_mtime)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        path = self.path_of(key)
+        try:
+            f = await self._run(open, path, "rb", 0)
+        except FileNotFoundError:
+            raise NotFound(key) from None
+        try:
+            position = start
+            while end is None or position < end:
+                size = _READ_BLOCK if end is None else min(_READ_BLOCK, end - position)
+                block = await self._run(os.pread, f.fileno(), size, position)
+                if not block:
+                    break
+                position += len(block)
+                yield block
+        finally:
+            f.close()
+
+    async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        path = self.path_of(key)
+        temp = self._temp_path()
+        f = await self._run(open, temp, "wb", 0)
+        size = 0
+        try:
+            pending: list[bytes] = []
+            pending_size = 0
+            async for chunk in chunks:
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= _WRITE_BLOCK:
+                    await self._run(_write_all, f.fileno(), pending)
+                    size += pending_size
+                    pending, pending_size = [], 0
+            if pending:
+                await self._run(_write_all, f.fileno(), pending)
+                size += pending_size
+            f.close()
+            await self._run(self._install, temp, path)
+        except BaseException:
+            f.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        return size
+
+    async def get_bytes(self, key: str) -> tuple[bytes, str]:
+        path = self.path_of(key)
+        try:
+            data = await self._run(path.read_bytes)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(key) from None
+        return data, _content_version(data)
+
+    async def put_bytes(self, key: str, data: bytes) -> str:
+        path = self.path_of(key)
+        temp = await self._run(self._write_temp, data)
+        await self._run(self._install, temp, path)
+        return _content_version(data)
+
+    async def put_if_absent(self, key: str, data: bytes) -> bool:
+        path = self.path_of(key)
+        if await self._run(path.exists):
+            return False
+        temp = await self._run(self._write_temp, data)
+        return await self._run(lambda: self._install(temp, path, replace=False))
+
+    async def compare_and_swap(self, key: str, data: bytes, version: str) -> str:
+        path = self.path_of(key)
+
+        def swap() -> str:
+            with self._locked(path):
+                try:
+                    current = path.read_bytes()
+                except FileNotFoundError:
+                    raise PreconditionFailed(key) from None
+                if _content_version(current) != version:
+                    raise PreconditionFailed(key)
+                self._install(self._write_temp(data), path)
+            return _content_version(data)
+
+        return await self._run(swap)
+
+    async def delete(self, key: str) -> bool:
+        path = self.path_of(key)
+
+        def remove() -> bool:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            self._prune(path.parent)
+            return True
+
+        return await self._run(remove)
+
+    async def delete_if_version(self, key: str, version: str) -> bool:
+        path = self.path_of(key)
+
+        def remove() -> bool:
+            with self._locked(path):
+                try:
+                    current = path.read_bytes()
+                except FileNotFoundError:
+                    return False
+                if _content_version(current) != version:
+                    return False
+                os.unlink(path)
+            self._prune(path.parent)
+            return True
+
+        return await self._run(remove)
+
+    async def list(
+        self, prefix: str, start_after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        return await self._run(self._list_sync, prefix, start_after, limit)
+
+    async def move(self, src: str, dst: str) -> None:
+        source, target = self.path_of(src), self.path_of(dst)
+
+        def rename() -> None:
+            if not source.exists():
+                raise NotFound(src)
+            self._install(source, target)
+            self._prune(source.parent)
+
+        await self._run(rename)
+
+    async def ping(self) -> None:
+        def probe() -> None:
+            if not os.access(self._temp, os.W_OK):
+                raise StorageError(f"{self._temp} is not writable")
+
+        try:
+            await self._run(probe)
+        except OSError as exc:
+            raise StorageError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        return None
+
+    # -- ordered listing -----------------------------------------------------------------------
+
+    def _list_sync(self, prefix: str, start_after: str | None, limit: int | None) -> list[str]:
+        if limit is not None and limit <= 0:
+            return []
+        directory, _, partial = prefix.rpartition("/")
+        components = directory.split("/") if directory else []
+        if any(c in ("", ".", "..") for c in components):
+            raise ValueError(f"invalid storage prefix {prefix!r}")
+        base = directory + "/" if directory else ""
+        after = start_after if start_after is not None and start_after >= prefix else None
+        keys: list[str] = []
+        for key in self._walk(self._dir_path(components), base, after):
+            if not key.startswith(prefix):
+                if key > prefix:
+                    break
+                continue
+            keys.append(key)
+            if limit is not None and len(keys) >= limit:
+                break
+        return keys
+
+    def _walk(self, directory: Path, base: str, after: str | None) -> Iterator[str]:
+        """Yield every key below directory in byte order, skipping keys <= after."""
+        try:
+            with os.scandir(directory) as it:
+                raw = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        entries: list[tuple[str, bool]] = []
+        for name, is_dir in raw:
+            if is_dir:
+                if name != _TEMP_DIR:
+                    entries.append((unquote(name) + "/", True))
+            elif name.endswith(_FILE_SUFFIX):
+                entries.append((unquote(name[: -len(_FILE_SUFFIX)]), False))
+        entries.sort()
+        index = 0
+        if after is not None and after.startswith(base):
+            relative = after[len(base) :]
+            index = bisect_right(entries, (relative, True))
+            if index > 0:
+                previous, previous_is_dir = entries[index - 1]
+                if previous_is_dir and relative.startswith(previous):
+                    index -= 1
+        for name, is_dir in entries[index:]:
+            if is_dir:
+                yield from self._walk(directory / _encode(name[:-1]), base + name, after)
+            elif after is None or base + name > after:
+                yield base + name
+
+
+def _write_all(fd: int, blocks: list[bytes]) -> None:
+    for block in blocks:
+        view = memoryview(block)
+        while view:
+            view = view[os.write(fd, view) :]

@@ -1,0 +1,89 @@
+"""Where everything lives in storage. The only module that builds keys.
+
+    blobs/<alg>/<hex>                                   blob content: global, write-once, shared
+    repositories/<name>/_blobs/<alg>/<hex>              link: this repository may serve that blob
+    repositories/<name>/_manifests/<alg>/<hex>          "<media type>\\n" + manifest bytes verbatim
+    repositories/<name>/_tags/<tag>                     the digest the tag points at
+    repositories/<name>/_tagged/<alg>/<hex>/<tag>       reverse index: tags that were set to a digest
+    repositories/<name>/_referrers/<alg>-<hex>/<alg>-<hex>
+                                                        descriptor (JSON) of a referrer of a subject
+    catalog/<name>                                      marker: the repository exists
+    uploads/<uuid>/state                                upload session state (JSON)
+    uploads/<uuid>/parts/<offset>-<nonce>               received bytes, one object per chunk
+
+Reserved segments start with `_`, which no repository-name component can, so a repository
+called `a/_tags` cannot exist and names never collide with internals. Tags and the catalog are
+prefix listings in byte order, so a page is one `list(prefix, start_after, limit)` call.
+
+Chunked uploads keep each chunk as its own object; on completion the parts are moved (one
+part: a rename) or concatenated into `blobs/<alg>/<hex>` after the digest matched. The reverse
+tag index may hold stale entries (the tag moved on); readers check the tag itself.
+"""
+
+from __future__ import annotations
+
+from registry.digest import Digest
+
+CATALOG_PREFIX = "catalog/"
+UPLOADS_PREFIX = "uploads/"
+
+
+def blob(digest: Digest) -> str:
+    return f"blobs/{digest.algorithm}/{digest.encoded}"
+
+
+def repository(name: str) -> str:
+    return f"repositories/{name}/"
+
+
+def blob_link(name: str, digest: Digest) -> str:
+    return f"repositories/{name}/_blobs/{digest.algorithm}/{digest.encoded}"
+
+
+def manifest(name: str, digest: Digest) -> str:
+    return f"repositories/{name}/_manifests/{digest.algorithm}/{digest.encoded}"
+
+
+def tags_prefix(name: str) -> str:
+    return f"repositories/{name}/_tags/"
+
+
+def tag(name: str, tag: str) -> str:
+    return tags_prefix(name) + tag
+
+
+def tagged_prefix(name: str, digest: Digest) -> str:
+    return f"repositories/{name}/_tagged/{digest.algorithm}/{digest.encoded}/"
+
+
+def tagged(name: str, digest: Digest, tag: str) -> str:
+    return tagged_prefix(name, digest) + tag
+
+
+def referrers_prefix(name: str, subject: Digest) -> str:
+    return f"repositories/{name}/_referrers/{subject.algorithm}-{subject.encoded}/"
+
+
+def referrer(name: str, subject: Digest, referrer: Digest) -> str:
+    return referrers_prefix(name, subject) + f"{referrer.algorithm}-{referrer.encoded}"
+
+
+def catalog_entry(name: str) -> str:
+    return CATALOG_PREFIX + name
+
+
+def upload_state(upload_id: str) -> str:
+    return f"{UPLOADS_PREFIX}{upload_id}/state"
+
+
+def upload_parts_prefix(upload_id: str) -> str:
+    return f"{UPLOADS_PREFIX}{upload_id}/parts/"
+
+
+def upload_part(upload_id: str, offset: int, nonce: str) -> str:
+    return f"{upload_parts_prefix(upload_id)}{offset:020d}-{nonce}"
+
+
+def upload_data(upload_id: str, nonce: str) -> str:
+    """A monolithic upload's body while it streams in (never visible as a blob)."""
+    return f"{UPLOADS_PREFIX}{upload_id}/data-{nonce}"

@@ -1,0 +1,284 @@
+"""Blob upload sessions, kept in storage so any process can continue them.
+
+A session is a state object plus one part object per received chunk. The running hash of a
+session lives in this process as a fast path; a process that lacks it re-hashes the parts.
+Nothing becomes a blob until the digest given at completion matched the received bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from registry.digest import Digest, Hasher, new_hasher
+from registry.errors import ErrorCode, RegistryError
+from registry.storage import layout
+from registry.storage.base import NotFound, PreconditionFailed, Storage
+from registry.streams import Counter, hashed
+
+RUNNING_HASH = "sha256"
+_HASH_CACHE_SIZE = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    repository: str
+    size: int
+    parts: tuple[Part, ...]
+    started: float
+    version: str
+
+    def encode(self, size: int, parts: tuple[Part, ...]) -> bytes:
+        return _encode_state(self.repository, size, parts, self.started)
+
+
+class RangeNotSatisfiable(RegistryError):
+    """416 for an upload chunk that does not start where the session stands."""
+
+    def __init__(self, message: str, session: Session) -> None:
+        super().__init__(
+            ErrorCode.BLOB_UPLOAD_INVALID,
+            message,
+            {"offset": session.size},
+            status=416,
+            headers=progress_headers(session),
+        )
+
+
+def progress_headers(session: Session) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{session.repository}/blobs/uploads/{session.id}",
+        "Range": f"0-{max(session.size - 1, 0)}",
+        "Docker-Upload-UUID": session.id,
+    }
+
+
+def _unknown(upload_id: str) -> RegistryError:
+    return RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"uuid": upload_id})
+
+
+class Uploads:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        # upload id -> (offset, running hasher); bounded, and only a fast path.
+        self._hashes: OrderedDict[str, tuple[int, Hasher]] = OrderedDict()
+
+    async def start(self, repository: str) -> Session:
+        upload_id = uuid.uuid4().hex
+        now = time.time()
+        data = _encode_state(repository, 0, (), now)
+        await self.storage.put_if_absent(layout.upload_state(upload_id), data)
+        session = Session(upload_id, repository, 0, (), now, "")
+        self._remember(upload_id, 0, new_hasher(RUNNING_HASH))
+        return session
+
+    async def get(self, repository: str, upload_id: str) -> Session:
+        try:
+            uuid.UUID(hex=upload_id)
+        except ValueError:
+            raise _unknown(upload_id) from None
+        if len(upload_id) != 32:
+            raise _unknown(upload_id)
+        try:
+            data, version = await self.storage.get_bytes(layout.upload_state(upload_id))
+        except NotFound:
+            raise _unknown(upload_id) from None
+        state = json.loads(data)
+        if state["repository"] != repository:
+            raise _unknown(upload_id)
+        parts = tuple(Part(key, size) for key, size in state["parts"])
+        return Session(upload_id, repository, state["size"], parts, state["started"], version)
+
+    async def append(
+        self,
+        session: Session,
+        chunks: AsyncIterable[bytes],
+        content_range: tuple[int, int] | None,
+        content_length: int | None,
+    ) -> Session:
+        """Add a chunk to the session; the part is kept only if it is exactly what was declared."""
+        expected = _expected_length(session, content_range, content_length)
+        key = layout.upload_part(session.id, session.size, secrets.token_hex(8))
+        cached = self._hashes.get(session.id)
+        hasher = cached[1].copy() if cached and cached[0] == session.size else None
+        counter = Counter()
+        written = await self.storage.write(
+            key, hashed(chunks, [hasher] if hasher else [], counter)
+        )
+        if expected is not None and written != expected:
+            await self.storage.delete(key)
+            raise RegistryError(
+                ErrorCode.SIZE_INVALID,
+                f"received {written} bytes, expected {expected}",
+                {"received": written, "expected": expected},
+            )
+        if written == 0:
+            await self.storage.delete(key)
+            return session
+        parts = (*session.parts, Part(key, written))
+        size = session.size + written
+        try:
+            version = await self.storage.compare_and_swap(
+                layout.upload_state(session.id),
+                session.encode(size=size, parts=parts),
+                session.version,
+            )
+        except PreconditionFailed:
+            await self.storage.delete(key)
+            self._forget(session.id)
+            current = await self.get(session.repository, session.id)
+            raise RangeNotSatisfiable("the upload moved on concurrently", current) from None
+        if hasher is not None:
+            self._remember(session.id, size, hasher)
+        else:
+            self._forget(session.id)
+        return Session(session.id, session.repository, size, parts, session.started, version)
+
+    async def complete(self, session: Session, digest: Digest) -> str:
+        """Verify the session's bytes against digest; returns the key of the finished content.
+
+        The caller moves that content into place and then calls `discard`.
+        """
+        try:
+            claimed = await self.storage.delete_if_version(
+                layout.upload_state(session.id), session.version
+            )
+        except NotFound:
+            claimed = False
+        if not claimed:
+            raise _unknown(session.id)
+        actual = await self._digest_of(session, digest.algorithm)
+        if actual != digest:
+            await self.discard(session)
+            raise RegistryError(
+                ErrorCode.DIGEST_INVALID,
+                f"content digest is {actual}, not {digest}",
+                {"expected": str(digest), "actual": str(actual)},
+            )
+        return await self._assemble(session)
+
+    async def cancel(self, session: Session) -> None:
+        await self.storage.delete(layout.upload_state(session.id))
+        await self.discard(session)
+
+    async def discard(self, session: Session) -> None:
+        self._forget(session.id)
+        for part in session.parts:
+            await self.storage.delete(part.key)
+
+    async def stream_monolithic(
+        self, chunks: AsyncIterable[bytes], digest: Digest, content_length: int | None
+    ) -> str:
+        """Receive a whole blob in one request; returns the key of the verified content."""
+        key = layout.upload_data(uuid.uuid4().hex, secrets.token_hex(8))
+        hasher = new_hasher(digest.algorithm)
+        counter = Counter()
+        written = await self.storage.write(key, hashed(chunks, [hasher], counter))
+        if content_length is not None and written != content_length:
+            await self.storage.delete(key)
+            raise RegistryError(
+                ErrorCode.SIZE_INVALID, f"received {written} bytes, expected {content_length}"
+            )
+        if hasher.hexdigest() != digest.encoded:
+            await self.storage.delete(key)
+            raise RegistryError(
+                ErrorCode.DIGEST_INVALID,
+                f"content digest is {digest.algorithm}:{hasher.hexdigest()}, not {digest}",
+            )
+        return key
+
+    async def purge(self, max_age: float) -> int:
+        """Delete sessions and stray parts not touched for max_age seconds; returns how many."""
+        cutoff = time.time() - max_age
+        removed = 0
+        start_after: str | None = None
+        while True:
+            keys = await self.storage.list(layout.UPLOADS_PREFIX, start_after, 1000)
+            if not keys:
+                return removed
+            start_after = keys[-1]
+            for key in keys:
+                try:
+                    info = await self.storage.stat(key)
+                except NotFound:
+                    continue
+                if info.modified < cutoff and await self.storage.delete(key):
+                    removed += 1
+
+    # -- internals -----------------------------------------------------------------------------
+
+    async def _digest_of(self, session: Session, algorithm: str) -> Digest:
+        cached = self._hashes.get(session.id)
+        if algorithm == RUNNING_HASH and cached and cached[0] == session.size:
+            return Digest(algorithm, cached[1].hexdigest())
+        hasher = new_hasher(algorithm)
+        async for block in self._read_parts(session):
+            await anyio.to_thread.run_sync(hasher.update, block)
+        return Digest(algorithm, hasher.hexdigest())
+
+    async def _read_parts(self, session: Session) -> AsyncIterator[bytes]:
+        for part in session.parts:
+            async for block in self.storage.read(part.key):
+                yield block
+
+    async def _assemble(self, session: Session) -> str:
+        if len(session.parts) == 1:
+            return session.parts[0].key
+        key = layout.upload_data(session.id, secrets.token_hex(8))
+        await self.storage.write(key, self._read_parts(session))
+        return key
+
+    def _remember(self, upload_id: str, offset: int, hasher: Hasher) -> None:
+        self._hashes[upload_id] = (offset, hasher)
+        self._hashes.move_to_end(upload_id)
+        while len(self._hashes) > _HASH_CACHE_SIZE:
+            self._hashes.popitem(last=False)
+
+    def _forget(self, upload_id: str) -> None:
+        self._hashes.pop(upload_id, None)
+
+
+def _encode_state(repository: str, size: int, parts: tuple[Part, ...], started: float) -> bytes:
+    state = {
+        "repository": repository,
+        "size": size,
+        "parts": [[p.key, p.size] for p in parts],
+        "started": started,
+        "updated": time.time(),
+    }
+    return json.dumps(state, separators=(",", ":")).encode()
+
+
+def _expected_length(
+    session: Session, content_range: tuple[int, int] | None, content_length: int | None
+) -> int | None:
+    if content_range is None:
+        return content_length
+    start, end = content_range
+    if start != session.size:
+        raise RangeNotSatisfiable(
+            f"chunk starts at {start} but the upload holds {session.size} bytes", session
+        )
+    if end < start:
+        raise RangeNotSatisfiable(f"invalid Content-Range {start}-{end}", session)
+    length = end - start + 1
+    if content_length is not None and content_length != length:
+        raise RegistryError(
+            ErrorCode.SIZE_INVALID,
+            f"Content-Length {content_length} does not match Content-Range {start}-{end}",
+        )
+    return length
