@@ -87,7 +87,9 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+            raise ConfigError(
+                f"config file {path} is not valid YAML: {exc}".splitlines()[0]
+            ) from None
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         raw = loaded or {}

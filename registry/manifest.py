@@ -19,9 +19,10 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 SUPPORTED_TYPES = IMAGE_TYPES | INDEX_TYPES
+_SCHEMA1 = "Docker schema1 manifests are not supported; push schema2 or OCI"
 REFUSED_TYPES = {
-    "application/vnd.docker.distribution.manifest.v1+json": "schema1 manifests are not supported",
-    "application/vnd.docker.distribution.manifest.v1+prettyjws": "schema1 manifests are not supported",
+    "application/vnd.docker.distribution.manifest.v1+json": _SCHEMA1,
+    "application/vnd.docker.distribution.manifest.v1+prettyjws": _SCHEMA1,
     "application/vnd.oci.artifact.manifest.v1+json": (
         "the OCI artifact manifest is not part of image-spec 1.1; push an image manifest "
         "with artifactType instead"

@@ -87,7 +87,10 @@ def build_routes() -> list[Route]:
             handler = _with_checked_name(handler)
         for method in endpoint.methods:
             by_path.setdefault(endpoint.path, {})[method] = handler
-    return [Route(path, _dispatch(handlers), methods=list(handlers)) for path, handlers in by_path.items()]
+    return [
+        Route(path, _dispatch(handlers), methods=list(handlers))
+        for path, handlers in by_path.items()
+    ]
 
 
 def _dispatch(handlers: dict[str, Handler]) -> Handler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import uvicorn
 
@@ -19,7 +20,7 @@ def app_factory() -> object:
 
 
 def serve(config: Config, config_path: str | None) -> int:
-    options: dict[str, object] = {
+    options: dict[str, Any] = {
         "host": config.http.host,
         "port": config.http.port,
         "loop": "uvloop",
@@ -35,7 +36,7 @@ def serve(config: Config, config_path: str | None) -> int:
             os.environ[CONFIG_ENV] = os.path.abspath(config_path)
         uvicorn.run(
             "registry.server:app_factory", factory=True, workers=config.http.workers, **options
-        )  # type: ignore[arg-type]
+        )
     else:
-        uvicorn.run(create_app(config), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(config), **options)
     return 0

@@ -7,6 +7,7 @@ at any point leaves a readable state.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -85,7 +86,9 @@ class Registry:
         except NotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
 
-    def read_blob(self, digest: Digest, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    def read_blob(
+        self, digest: Digest, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
         return self.storage.read(layout.blob(digest), start, end)
 
     async def delete_blob(self, name: str, digest: Digest) -> None:
@@ -221,10 +224,9 @@ class Registry:
             except NotFound:
                 raise _manifest_unknown(reference) from None
             await self.storage.delete_if_version(layout.tag(name, reference), version)
-            try:
-                await self.storage.delete(layout.tagged(name, Digest.parse(data.decode()), reference))
-            except InvalidDigest:
-                pass
+            with contextlib.suppress(InvalidDigest):
+                tagged = layout.tagged(name, Digest.parse(data.decode()), reference)
+                await self.storage.delete(tagged)
             return
         stored = await self.get_manifest(name, reference)
         await self._untag_all(name, reference)
@@ -324,7 +326,11 @@ def _reference_problem(
 
 
 def _referrer_descriptor(parsed: mf.Manifest, digest: Digest, size: int) -> dict[str, Any]:
-    descriptor: dict[str, Any] = {"mediaType": parsed.media_type, "digest": str(digest), "size": size}
+    descriptor: dict[str, Any] = {
+        "mediaType": parsed.media_type,
+        "digest": str(digest),
+        "size": size,
+    }
     if parsed.artifact_type is not None:
         descriptor["artifactType"] = parsed.artifact_type
     if parsed.annotations:

@@ -11,7 +11,9 @@ from registry.digest import Hasher
 BLOCK_SIZE = 1 << 20
 
 
-async def coalesce(chunks: AsyncIterable[bytes], block_size: int = BLOCK_SIZE) -> AsyncIterator[bytes]:
+async def coalesce(
+    chunks: AsyncIterable[bytes], block_size: int = BLOCK_SIZE
+) -> AsyncIterator[bytes]:
     """Re-cut a stream into blocks of at least block_size bytes (the last may be shorter)."""
     pending: list[bytes] = []
     pending_size = 0

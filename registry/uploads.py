@@ -116,9 +116,7 @@ class Uploads:
         cached = self._hashes.get(session.id)
         hasher = cached[1].copy() if cached and cached[0] == session.size else None
         counter = Counter()
-        written = await self.storage.write(
-            key, hashed(chunks, [hasher] if hasher else [], counter)
-        )
+        written = await self.storage.write(key, hashed(chunks, [hasher] if hasher else [], counter))
         if expected is not None and written != expected:
             await self.storage.delete(key)
             raise RegistryError(

@@ -26,7 +26,9 @@ def _upload_digest(request: Request) -> Digest:
 
 
 def _blob_created(name: str, digest: Digest) -> Response:
-    return empty(201, {"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": str(digest)})
+    return empty(
+        201, {"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": str(digest)}
+    )
 
 
 def _content_range(request: Request, session: Session) -> tuple[int, int] | None:

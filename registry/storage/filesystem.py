@@ -7,6 +7,7 @@ to a temporary file first and is renamed into place, so an object appears whole 
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import fcntl
 import hashlib
@@ -268,16 +269,18 @@ class FilesystemStorage:
 
     # -- ordered listing -----------------------------------------------------------------------
 
-    def _list_sync(self, prefix: str, start_after: str | None, limit: int | None) -> list[str]:
+    def _list_sync(
+        self, prefix: str, start_after: str | None, limit: int | None
+    ) -> builtins.list[str]:
         if limit is not None and limit <= 0:
             return []
-        directory, _, partial = prefix.rpartition("/")
+        directory = prefix.rpartition("/")[0]
         components = directory.split("/") if directory else []
         if any(c in ("", ".", "..") for c in components):
             raise ValueError(f"invalid storage prefix {prefix!r}")
         base = directory + "/" if directory else ""
         after = start_after if start_after is not None and start_after >= prefix else None
-        keys: list[str] = []
+        keys: builtins.list[str] = []
         for key in self._walk(self._dir_path(components), base, after):
             if not key.startswith(prefix):
                 if key > prefix:
@@ -295,7 +298,7 @@ class FilesystemStorage:
                 raw = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
         except (FileNotFoundError, NotADirectoryError):
             return
-        entries: list[tuple[str, bool]] = []
+        entries: builtins.list[tuple[str, bool]] = []
         for name, is_dir in raw:
             if is_dir:
                 if name != _TEMP_DIR:

@@ -4,9 +4,9 @@
     repositories/<name>/_blobs/<alg>/<hex>              link: this repository may serve that blob
     repositories/<name>/_manifests/<alg>/<hex>          "<media type>\\n" + manifest bytes verbatim
     repositories/<name>/_tags/<tag>                     the digest the tag points at
-    repositories/<name>/_tagged/<alg>/<hex>/<tag>       reverse index: tags that were set to a digest
-    repositories/<name>/_referrers/<alg>-<hex>/<alg>-<hex>
-                                                        descriptor (JSON) of a referrer of a subject
+    repositories/<name>/_tagged/<alg>/<hex>/<tag>       reverse index: tags once set to a digest
+    repositories/<name>/_referrers/<subject alg>-<hex>/<referrer alg>-<hex>
+                                                        descriptor (JSON) of a referrer
     catalog/<name>                                      marker: the repository exists
     uploads/<uuid>/state                                upload session state (JSON)
     uploads/<uuid>/parts/<offset>-<nonce>               received bytes, one object per chunk

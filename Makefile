@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+TOOLS := .tools
+export PATH := $(CURDIR)/$(TOOLS)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: run test venv deps lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(VENV)/bin/registry serve $(if $(CONFIG),--config $(CONFIG))
+
+deps: venv
+	bash scripts/install-test-deps.sh
+
+lint: venv
+	$(VENV)/bin/ruff check registry tests bench
+	$(VENV)/bin/mypy registry
+
+test: deps lint
+	$(PY) -m pytest -W error $(PYTEST_ARGS)
+
+bench: deps
+	$(PY) bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(TOOLS) reports

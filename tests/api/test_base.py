@@ -1,0 +1,49 @@
+"""The API root, health probes, unknown routes and methods."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.harness import RunningRegistry
+from tests.oci import error_codes, raw_request
+
+
+def test_api_root_answers_empty_json_with_the_api_version_header(client: httpx.Client) -> None:
+    r = client.get("/v2/")
+    assert r.status_code == 200
+    assert r.json() == {}
+    assert r.headers["content-type"] == "application/json"
+    assert r.headers["docker-distribution-api-version"] == "registry/2.0"
+
+
+def test_health_and_readiness_probes_answer_ok(client: httpx.Client) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_unknown_route_is_a_json_404(client: httpx.Client) -> None:
+    r = client.get("/v2/foo/nothing-here")
+    assert r.status_code == 404
+    assert error_codes(r) == ["UNSUPPORTED"]
+    assert r.headers["docker-distribution-api-version"] == "registry/2.0"
+
+
+def test_unsupported_method_is_a_json_405(client: httpx.Client) -> None:
+    r = client.post("/v2/foo/manifests/latest")
+    assert r.status_code == 405
+    assert error_codes(r) == ["UNSUPPORTED"]
+    assert "PUT" in r.headers["allow"]
+
+
+def test_trailing_slash_variants_are_not_redirected(client: httpx.Client) -> None:
+    r = client.get("/v2/foo/tags/list/")
+    assert r.status_code == 404 and "location" not in r.headers
+
+
+def test_head_on_api_root_has_no_body(registry_server: RunningRegistry) -> None:
+    status, raw = raw_request(
+        registry_server.url, b"HEAD /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    assert status == 200
+    assert raw.endswith(b"\r\n\r\n")

@@ -1,0 +1,173 @@
+"""The contract every storage driver must satisfy. Parametrised over drivers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from registry.storage.base import NotFound, PreconditionFailed, Storage
+from registry.storage.filesystem import FilesystemStorage
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(params=["filesystem"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    yield FilesystemStorage(tmp_path / "root")
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def read_all(storage: Storage, key: str, start: int = 0, end: int | None = None) -> bytes:
+    return b"".join([block async for block in storage.read(key, start, end)])
+
+
+async def test_write_then_read_stat_and_ranges(storage: Storage) -> None:
+    size = await storage.write("blobs/x", chunks(b"hello ", b"world"))
+    assert size == 11
+    assert await read_all(storage, "blobs/x") == b"hello world"
+    assert await read_all(storage, "blobs/x", 6) == b"world"
+    assert await read_all(storage, "blobs/x", 2, 5) == b"llo"
+    info = await storage.stat("blobs/x")
+    assert info.size == 11 and info.modified > 0
+
+
+async def test_missing_keys_raise_not_found(storage: Storage) -> None:
+    with pytest.raises(NotFound):
+        await storage.stat("nothing/here")
+    with pytest.raises(NotFound):
+        await storage.get_bytes("nothing/here")
+    with pytest.raises(NotFound):
+        await read_all(storage, "nothing/here")
+    with pytest.raises(NotFound):
+        await storage.move("nothing/here", "else")
+    assert await storage.delete("nothing/here") is False
+
+
+async def test_keys_that_are_prefixes_of_each_other_coexist_and_list_in_byte_order(
+    storage: Storage,
+) -> None:
+    keys = ["c/a", "c/a/b", "c/a-b", "c/a.b", "c/a/b/c", "c/b", "c/a_b", "c/A"]
+    for key in keys:
+        await storage.put_bytes(key, key.encode())
+    for key in keys:
+        assert (await storage.get_bytes(key))[0] == key.encode()
+    assert await storage.list("c/") == sorted(keys)
+    assert await storage.list("c/a") == sorted(k for k in keys if k.startswith("c/a"))
+    assert await storage.list("c/a/") == ["c/a/b", "c/a/b/c"]
+
+
+async def test_list_pages_with_start_after_and_limit(storage: Storage) -> None:
+    keys = [*sorted(f"t/{i:03d}" for i in range(50)), "t/x/deep", "u/outside"]
+    for key in keys:
+        await storage.put_bytes(key, b"")
+    inside = [k for k in keys if k.startswith("t/")]
+    assert await storage.list("t/", limit=5) == inside[:5]
+    assert await storage.list("t/", start_after="t/010", limit=3) == ["t/011", "t/012", "t/013"]
+    assert await storage.list("t/", start_after="t/0105", limit=1) == ["t/011"]
+    assert await storage.list("t/", start_after="t/049") == ["t/x/deep"]
+    assert await storage.list("t/", start_after="t/x") == ["t/x/deep"]
+    assert await storage.list("t/", start_after="t/zzz") == []
+    assert await storage.list("t/", start_after="a") == inside
+    assert await storage.list("t/", limit=0) == []
+    assert await storage.list("nothing/") == []
+
+
+async def test_keys_with_unusual_characters_round_trip(storage: Storage) -> None:
+    keys = ["k/with space", "k/per%cent", "k/tilde~", "k/at@", "k/colon:x", "k/uni\u00e9"]
+    for key in keys:
+        await storage.put_bytes(key, b"v")
+    assert await storage.list("k/") == sorted(keys)
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a//b", "a/../b", "..", "a/.", "./a", "a/"])
+async def test_keys_cannot_escape_or_be_empty(storage: Storage, key: str) -> None:
+    with pytest.raises(ValueError):
+        await storage.put_bytes(key, b"x")
+
+
+async def test_failed_write_leaves_nothing_visible(storage: Storage) -> None:
+    async def broken() -> AsyncIterator[bytes]:
+        yield b"partial"
+        raise RuntimeError("client went away")
+
+    with pytest.raises(RuntimeError):
+        await storage.write("half/written", broken())
+    with pytest.raises(NotFound):
+        await storage.stat("half/written")
+    assert await storage.list("half/") == []
+
+
+async def test_put_if_absent_writes_once(storage: Storage) -> None:
+    assert await storage.put_if_absent("once", b"first") is True
+    assert await storage.put_if_absent("once", b"second") is False
+    assert (await storage.get_bytes("once"))[0] == b"first"
+
+
+async def test_put_if_absent_has_exactly_one_winner_under_concurrency(storage: Storage) -> None:
+    winners: list[int] = []
+
+    async def attempt(i: int) -> None:
+        if await storage.put_if_absent("race", str(i).encode()):
+            winners.append(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(16):
+            tg.start_soon(attempt, i)
+    assert len(winners) == 1
+    assert (await storage.get_bytes("race"))[0] == str(winners[0]).encode()
+
+
+async def test_compare_and_swap_detects_concurrent_changes(storage: Storage) -> None:
+    version = await storage.put_bytes("state", b"v1")
+    assert (await storage.get_bytes("state"))[1] == version
+    newer = await storage.compare_and_swap("state", b"v2", version)
+    with pytest.raises(PreconditionFailed):
+        await storage.compare_and_swap("state", b"v3", version)
+    assert (await storage.get_bytes("state"))[0] == b"v2"
+    with pytest.raises(PreconditionFailed):
+        await storage.compare_and_swap("absent", b"x", version)
+    assert await storage.delete_if_version("state", version) is False
+    assert await storage.delete_if_version("state", newer) is True
+    with pytest.raises(NotFound):
+        await storage.stat("state")
+
+
+async def test_move_replaces_the_destination_atomically(storage: Storage) -> None:
+    await storage.put_bytes("src/a", b"new")
+    await storage.put_bytes("dst/a", b"old")
+    await storage.move("src/a", "dst/a")
+    assert (await storage.get_bytes("dst/a"))[0] == b"new"
+    with pytest.raises(NotFound):
+        await storage.stat("src/a")
+
+
+async def test_delete_removes_and_empty_prefixes_list_nothing(storage: Storage) -> None:
+    await storage.put_bytes("d/e/f", b"x")
+    assert await storage.delete("d/e/f") is True
+    assert await storage.list("d/") == []
+    await storage.put_bytes("d/e/f", b"y")  # the pruned parents can be used again
+    assert (await storage.get_bytes("d/e/f"))[0] == b"y"
+
+
+async def test_ping_succeeds_on_a_healthy_backend(storage: Storage) -> None:
+    await storage.ping()
+
+
+async def test_filesystem_keys_stay_below_the_root(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path / "root")
+    await storage.put_bytes("a/%2e%2e/b", b"x")
+    await storage.put_bytes("a/..%2f..%2fb", b"x")
+    written = await anyio.to_thread.run_sync(lambda: list(tmp_path.rglob("*@")))
+    assert written and all(p.is_relative_to(tmp_path / "root") for p in written)

@@ -1,0 +1,75 @@
+"""Configuration: defaults, YAML, environment overrides resolved against the schema, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from registry.config import ConfigError, load_config
+
+
+def test_defaults_serve_loopback_on_filesystem() -> None:
+    config = load_config()
+    assert config.http.addr == "127.0.0.1:5000"
+    assert config.storage.filesystem is not None and config.storage.filesystem.root == "./data"
+    assert config.storage.delete.enabled is True
+    assert config.log.level == "info"
+
+
+def test_yaml_then_environment_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "http:\n  addr: 0.0.0.0:6000\nstorage:\n  filesystem:\n    root: /srv/a\n"
+        "  delete:\n    enabled: false\nlog:\n  level: debug\n"
+    )
+    config = load_config(path, {"REGISTRY_STORAGE_FILESYSTEM_ROOT": "/srv/b", "OTHER": "x"})
+    assert config.http.port == 6000 and config.http.host == "0.0.0.0"
+    assert config.storage.filesystem is not None and config.storage.filesystem.root == "/srv/b"
+    assert config.storage.delete.enabled is False
+    assert config.log.level == "debug"
+
+
+def test_environment_values_are_coerced_to_the_schema_types() -> None:
+    config = load_config(
+        None, {"REGISTRY_STORAGE_DELETE_ENABLED": "no", "REGISTRY_HTTP_WORKERS": "3"}
+    )
+    assert config.storage.delete.enabled is False and config.http.workers == 3
+
+
+def test_ipv6_listen_address() -> None:
+    config = load_config(None, {"REGISTRY_HTTP_ADDR": "[::1]:5001"})
+    assert config.http.host == "::1" and config.http.port == 5001
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "environ", "message"),
+    [
+        ("http:\n  adr: x\n", {}, "http.adr: unknown configuration key"),
+        ("http: 5\n", {}, "http: expected a mapping"),
+        ("storage:\n  delete:\n    enabled: maybe\n", {}, "storage.delete.enabled: expected true"),
+        ("", {"REGISTRY_HTTP_WORKERS": "many"}, "http.workers: expected an integer"),
+        ("", {"REGISTRY_NO_SUCH_KEY": "1"}, "REGISTRY_NO_SUCH_KEY: no such configuration key"),
+        ("", {"REGISTRY_HTTP_ADDR": "nohost"}, "http.addr: expected host:port"),
+        ("log:\n  level: loud\n", {}, "log.level: must be one of"),
+        ("- a\n", {}, "must hold a mapping"),
+        ("http: [\n", {}, "is not valid YAML"),
+    ],
+)
+def test_bad_configuration_names_the_key(
+    tmp_path: Path, yaml_text: str, environ: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, environ)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_example_config_is_valid_and_matches_defaults() -> None:
+    example = Path(__file__).resolve().parents[2] / "config.example.yaml"
+    assert load_config(example) == load_config()
