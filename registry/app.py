@@ -39,9 +39,18 @@ def error_response(error: RegistryError) -> Response:
     return JSONResponse(error.body(), error.status, error.headers)
 
 
+def _may_have_unread_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return "transfer-encoding" in request.headers or (length is not None and length != "0")
+
+
 async def _registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
-    return error_response(exc)
+    response = error_response(exc)
+    if _may_have_unread_body(request):
+        # Closing is cheaper than letting the server read and discard a body we refused.
+        response.headers["Connection"] = "close"
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

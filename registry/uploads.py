@@ -200,22 +200,39 @@ class Uploads:
         return key
 
     async def purge(self, max_age: float) -> int:
-        """Delete sessions and stray parts not touched for max_age seconds; returns how many."""
+        """Delete every upload whose objects were all left untouched for max_age seconds.
+
+        Returns how many objects were removed. An upload in use always has a fresh state
+        object (each chunk rewrites it), so its older parts are kept.
+        """
         cutoff = time.time() - max_age
         removed = 0
+        group: list[str] = []
+        async for key in self._upload_keys():
+            if group and layout.upload_id_of(key) != layout.upload_id_of(group[0]):
+                removed += await self._purge_if_stale(group, cutoff)
+                group = []
+            group.append(key)
+        if group:
+            removed += await self._purge_if_stale(group, cutoff)
+        return removed
+
+    async def _upload_keys(self) -> AsyncIterator[str]:
+        """Every key below the uploads prefix, in order (an upload's keys are contiguous)."""
         start_after: str | None = None
-        while True:
-            keys = await self.storage.list(layout.UPLOADS_PREFIX, start_after, 1000)
-            if not keys:
-                return removed
-            start_after = keys[-1]
+        while keys := await self.storage.list(layout.UPLOADS_PREFIX, start_after, 1000):
             for key in keys:
-                try:
-                    info = await self.storage.stat(key)
-                except NotFound:
-                    continue
-                if info.modified < cutoff and await self.storage.delete(key):
-                    removed += 1
+                yield key
+            start_after = keys[-1]
+
+    async def _purge_if_stale(self, keys: list[str], cutoff: float) -> int:
+        for key in keys:
+            try:
+                if (await self.storage.stat(key)).modified >= cutoff:
+                    return 0
+            except NotFound:
+                continue
+        return sum([await self.storage.delete(key) for key in keys])
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -84,6 +84,11 @@ def upload_part(upload_id: str, offset: int, nonce: str) -> str:
     return f"{upload_parts_prefix(upload_id)}{offset:020d}-{nonce}"
 
 
+def upload_id_of(key: str) -> str:
+    """The upload a key below UPLOADS_PREFIX belongs to."""
+    return key[len(UPLOADS_PREFIX) :].split("/", 1)[0]
+
+
 def upload_data(upload_id: str, nonce: str) -> str:
     """A monolithic upload's body while it streams in (never visible as a blob)."""
     return f"{UPLOADS_PREFIX}{upload_id}/data-{nonce}"
