@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import socket
+import time
+
 import httpx
 
 from tests.harness import RunningRegistry
@@ -47,3 +51,23 @@ def test_head_on_api_root_has_no_body(registry_server: RunningRegistry) -> None:
     )
     assert status == 200
     assert raw.endswith(b"\r\n\r\n")
+
+
+def test_sigterm_lets_an_upload_in_flight_finish_then_exits(
+    fresh_registry: RunningRegistry,
+) -> None:
+    with httpx.Client(base_url=fresh_registry.url) as c:
+        location = c.post("/v2/graceful/blobs/uploads/").headers["location"]
+    with socket.create_connection(("127.0.0.1", int(fresh_registry.host.split(":")[1]))) as s:
+        s.sendall(
+            f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc".encode()
+        )
+        time.sleep(0.3)  # the request is being served
+        fresh_registry.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        s.sendall(b"def")
+        response = s.recv(4096)
+    assert response.startswith(b"HTTP/1.1 202"), response
+    assert b"range: 0-5" in response.lower()
+    # uvicorn re-raises the signal after its graceful shutdown completed
+    assert fresh_registry.process.wait(timeout=15) == -signal.SIGTERM
