@@ -12,8 +12,11 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import threading
+import time
 import uuid
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -43,6 +46,7 @@ class FilesystemStorage:
         self.root = Path(root).resolve()
         self._temp = self.root / _TEMP_DIR
         self._temp.mkdir(parents=True, exist_ok=True)
+        self._listing = _DirectoryListings()
 
     # -- key mapping -------------------------------------------------------------------------
 
@@ -293,19 +297,7 @@ class FilesystemStorage:
 
     def _walk(self, directory: Path, base: str, after: str | None) -> Iterator[str]:
         """Yield every key below directory in byte order, skipping keys <= after."""
-        try:
-            with os.scandir(directory) as it:
-                raw = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        entries: builtins.list[tuple[str, bool]] = []
-        for name, is_dir in raw:
-            if is_dir:
-                if name != _TEMP_DIR:
-                    entries.append((unquote(name) + "/", True))
-            elif name.endswith(_FILE_SUFFIX):
-                entries.append((unquote(name[: -len(_FILE_SUFFIX)]), False))
-        entries.sort()
+        entries = self._listing.entries(directory)
         index = 0
         if after is not None and after.startswith(base):
             relative = after[len(base) :]
@@ -319,6 +311,61 @@ class FilesystemStorage:
                 yield from self._walk(directory / _encode(name[:-1]), base + name, after)
             elif after is None or base + name > after:
                 yield base + name
+
+
+class _DirectoryListings:
+    """Sorted directory entries, cached for large directories that have not changed.
+
+    A directory's mtime changes whenever an entry is added or removed. Timestamps are
+    coarse, so a listing is reused only if the directory was already unchanged for a while
+    when it was read: any later change then shows as a different mtime. This makes paging
+    through a directory of a million tags cost O(page) instead of a scan per page.
+    """
+
+    MIN_CACHED_ENTRIES = 1000
+    MAX_CACHED_DIRECTORIES = 64
+    STABLE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self._cache: OrderedDict[Path, tuple[int, builtins.list[tuple[str, bool]]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def entries(self, directory: Path) -> builtins.list[tuple[str, bool]]:
+        """(decoded name, is_dir) pairs in key order; a directory's name ends with '/'."""
+        try:
+            mtime = os.stat(directory).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        with self._lock:
+            cached = self._cache.get(directory)
+            if cached is not None and cached[0] == mtime:
+                self._cache.move_to_end(directory)
+                return cached[1]
+        entries = _scan(directory)
+        stable = time.time_ns() - mtime > self.STABLE_SECONDS * 1e9
+        if stable and len(entries) >= self.MIN_CACHED_ENTRIES:
+            with self._lock:
+                self._cache[directory] = (mtime, entries)
+                while len(self._cache) > self.MAX_CACHED_DIRECTORIES:
+                    self._cache.popitem(last=False)
+        return entries
+
+
+def _scan(directory: Path) -> builtins.list[tuple[str, bool]]:
+    try:
+        with os.scandir(directory) as it:
+            raw = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    entries: builtins.list[tuple[str, bool]] = []
+    for name, is_dir in raw:
+        if is_dir:
+            if name != _TEMP_DIR:
+                entries.append((unquote(name) + "/", True))
+        elif name.endswith(_FILE_SUFFIX):
+            entries.append((unquote(name[: -len(_FILE_SUFFIX)]), False))
+    entries.sort()
+    return entries
 
 
 def _write_all(fd: int, blocks: list[bytes]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -171,3 +172,24 @@ async def test_filesystem_keys_stay_below_the_root(tmp_path: Path) -> None:
     await storage.put_bytes("a/..%2f..%2fb", b"x")
     written = await anyio.to_thread.run_sync(lambda: list(tmp_path.rglob("*@")))
     assert written and all(p.is_relative_to(tmp_path / "root") for p in written)
+
+
+async def test_filesystem_listing_of_a_large_directory_sees_every_change(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path / "root")
+    keys = [f"big/{i:05d}" for i in range(1500)]
+    for key in keys:
+        await storage.put_bytes(key, b"")
+    directory = storage.path_of(keys[0]).parent
+    os.utime(directory, (1_000_000_000, 1_000_000_000))  # long unchanged: the listing is cached
+    assert await storage.list("big/", start_after="big/00999", limit=2) == [
+        "big/01000",
+        "big/01001",
+    ]
+    await storage.put_bytes("big/01000a", b"")
+    assert await storage.list("big/", start_after="big/00999", limit=2) == [
+        "big/01000",
+        "big/01000a",
+    ]
+    await storage.delete("big/01000")
+    assert await storage.list("big/", start_after="big/00999", limit=1) == ["big/01000a"]
+    assert len(await storage.list("big/")) == 1500
