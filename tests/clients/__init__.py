@@ -1,0 +1,1 @@
+"""Round trips through the registry with real container clients."""
