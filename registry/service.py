@@ -141,9 +141,9 @@ class Registry:
             return reference
         try:
             data, _ = await self.storage.get_bytes(layout.tag(name, reference))
-        except NotFound:
+            return Digest.parse(data.decode())
+        except (NotFound, InvalidDigest, UnicodeDecodeError):
             raise _manifest_unknown(reference) from None
-        return Digest.parse(data.decode())
 
     async def get_manifest(self, name: str, reference: str | Digest) -> StoredManifest:
         digest = await self._resolve(name, reference)

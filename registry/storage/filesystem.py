@@ -2,7 +2,9 @@
 
 Key components are percent-encoded and a file's name ends in `@` (which encoding never
 produces), so keys `a`, `a/b` and `a-b` coexist as `a@`, `a/b@` and `a-b@`. Every write goes
-to a temporary file first and is renamed into place, so an object appears whole or not at all.
+to a temporary file first, is flushed to disk (fsync) and renamed into place, so an object
+appears whole or not at all, also after a power loss: a content-addressed blob is written once
+and never repaired by a later push, so it must not be left empty or torn.
 """
 
 from __future__ import annotations
@@ -107,6 +109,8 @@ class FilesystemStorage:
         temp = self._temp_path()
         with open(temp, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         return temp
 
     @contextlib.contextmanager
@@ -166,6 +170,7 @@ class FilesystemStorage:
             if pending:
                 await self._run(_write_all, f.fileno(), pending)
                 size += pending_size
+            await self._run(os.fsync, f.fileno())
             f.close()
             await self._run(self._install, temp, path)
         except BaseException:
