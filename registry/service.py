@@ -119,7 +119,7 @@ class Registry:
             await self.storage.delete(content_key)
         except NotFound:
             await self.storage.move(content_key, layout.blob(digest))
-        await self.storage.put_bytes(layout.blob_link(name, digest), b"")
+        await self._link_blob(name, digest)
 
     # -- uploads -----------------------------------------------------------------------------
 
