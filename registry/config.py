@@ -46,6 +46,28 @@ class FilesystemConfig:
 
 
 @dataclass(frozen=True)
+class S3Config:
+    bucket: str = ""
+    endpoint_url: str = ""
+    region: str = "us-east-1"
+    access_key: str = ""
+    secret_key: str = ""
+    access_key_file: str = ""
+    secret_key_file: str = ""
+    prefix: str = ""
+    path_style: bool = False
+    part_size: int = 16 * 1024 * 1024
+    redirect: bool = False
+    redirect_expiry_seconds: int = 1200
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0
+    max_attempts: int = 3
+
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+
+
+@dataclass(frozen=True)
 class DeleteConfig:
     enabled: bool = True
 
@@ -58,6 +80,7 @@ class UploadsConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     filesystem: FilesystemConfig | None = None
+    s3: S3Config | None = None
     delete: DeleteConfig = field(default_factory=DeleteConfig)
     uploads: UploadsConfig = field(default_factory=UploadsConfig)
 
@@ -75,7 +98,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
 
 
-DRIVER_SECTIONS = ("filesystem",)
+DRIVER_SECTIONS = ("filesystem", "s3")
 C = TypeVar("C")
 
 
@@ -115,7 +138,35 @@ def _select_driver(config: Config) -> Config:
         raise ConfigError(f"http.addr: expected host:port, got {config.http.addr!r}")
     if config.http.workers < 1:
         raise ConfigError("http.workers: must be at least 1")
+    if config.storage.s3 is not None:
+        storage = dataclasses.replace(config.storage, s3=_check_s3(config.storage.s3))
+        config = dataclasses.replace(config, storage=storage)
     return config
+
+
+def _check_s3(s3: S3Config) -> S3Config:
+    if not s3.bucket:
+        raise ConfigError("storage.s3.bucket: required")
+    if s3.part_size < MIN_PART_SIZE:
+        raise ConfigError(f"storage.s3.part_size: must be at least {MIN_PART_SIZE} (5 MiB)")
+    if s3.max_attempts < 1:
+        raise ConfigError("storage.s3.max_attempts: must be at least 1")
+    if s3.connect_timeout <= 0 or s3.read_timeout <= 0:
+        raise ConfigError("storage.s3: timeouts must be positive")
+    if s3.prefix.startswith("/") or "//" in s3.prefix:
+        raise ConfigError("storage.s3.prefix: must be relative, without empty segments")
+    access_key = _read_secret("access_key_file", s3.access_key_file) or s3.access_key
+    secret_key = _read_secret("secret_key_file", s3.secret_key_file) or s3.secret_key
+    return dataclasses.replace(s3, access_key=access_key, secret_key=secret_key)
+
+
+def _read_secret(key: str, path: str) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"storage.s3.{key}: cannot read {path}: {exc.strerror}") from None
 
 
 def _leaf_paths(cls: type, prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
@@ -200,6 +251,15 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
             except ValueError:
                 pass
         raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if from_env:
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
     if hint is str:
         if isinstance(value, str):
             return str(value)
