@@ -22,7 +22,7 @@ from registry.config import Config
 from registry.errors import ErrorCode, RegistryError
 from registry.routes import build_routes
 from registry.service import Registry
-from registry.storage.base import Storage, StorageError
+from registry.storage.base import Storage, StorageError, SupportsIncompleteWritePurge
 from registry.storage.filesystem import FilesystemStorage
 
 log = logging.getLogger("registry")
@@ -31,6 +31,10 @@ PURGE_INTERVAL_SECONDS = 3600
 
 
 def open_storage(config: Config) -> Storage:
+    if config.storage.s3 is not None:
+        from registry.storage.s3 import S3Storage
+
+        return S3Storage(config.storage.s3)
     assert config.storage.filesystem is not None
     return FilesystemStorage(config.storage.filesystem.root)
 
@@ -106,6 +110,8 @@ async def _purge_uploads_periodically(registry: Registry, max_age: float) -> Non
     while True:
         try:
             removed = await registry.uploads.purge(max_age)
+            if isinstance(registry.storage, SupportsIncompleteWritePurge):
+                removed += await registry.storage.purge_incomplete_writes(max_age)
             if removed:
                 log.info("purged %d abandoned upload objects", removed)
         except StorageError as exc:
@@ -117,7 +123,12 @@ def create_app(config: Config, storage: Storage | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = storage or open_storage(config)
-        registry = Registry(backend, delete_enabled=config.storage.delete.enabled)
+        s3 = config.storage.s3
+        registry = Registry(
+            backend,
+            delete_enabled=config.storage.delete.enabled,
+            redirect_seconds=s3.redirect_expiry_seconds if s3 is not None and s3.redirect else 0,
+        )
         app.state.registry = registry
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(

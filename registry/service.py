@@ -18,7 +18,7 @@ from registry.digest import Digest, InvalidDigest, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.reference import is_valid_name, is_valid_tag
 from registry.storage import layout
-from registry.storage.base import NotFound, Storage
+from registry.storage.base import NotFound, Storage, SupportsRedirect
 from registry.uploads import Session, Uploads
 
 
@@ -50,9 +50,12 @@ def _decode_manifest(digest: Digest, stored: bytes) -> StoredManifest:
 
 
 class Registry:
-    def __init__(self, storage: Storage, *, delete_enabled: bool = True) -> None:
+    def __init__(
+        self, storage: Storage, *, delete_enabled: bool = True, redirect_seconds: int = 0
+    ) -> None:
         self.storage = storage
         self.delete_enabled = delete_enabled
+        self.redirect_seconds = redirect_seconds
         self.uploads = Uploads(storage)
         self._known_repositories: set[str] = set()
 
@@ -86,6 +89,12 @@ class Registry:
         except NotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
 
+    async def blob_redirect(self, digest: Digest) -> str | None:
+        """A presigned URL to send blob downloads to, when redirects are on and possible."""
+        if self.redirect_seconds and isinstance(self.storage, SupportsRedirect):
+            return await self.storage.presigned_url(layout.blob(digest), self.redirect_seconds)
+        return None
+
     def read_blob(
         self, digest: Digest, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
@@ -111,28 +120,31 @@ class Registry:
         await self._ensure_repository(name)
         await self.storage.put_bytes(layout.blob_link(name, digest), b"")
 
-    async def _commit_blob(self, name: str, digest: Digest, content_key: str) -> None:
-        """Make verified content the blob `digest` (idempotent) and link it into `name`."""
-        await self._ensure_repository(name)
-        try:
-            await self.storage.stat(layout.blob(digest))
-            await self.storage.delete(content_key)
-        except NotFound:
-            await self.storage.move(content_key, layout.blob(digest))
-        await self._link_blob(name, digest)
-
     # -- uploads -----------------------------------------------------------------------------
 
     async def push_blob(
         self, name: str, digest: Digest, body: AsyncIterable[bytes], content_length: int | None
     ) -> None:
-        key = await self.uploads.stream_monolithic(body, digest, content_length)
-        await self._commit_blob(name, digest, key)
+        await self._ensure_repository(name)
+        await self.uploads.receive_whole(body, digest, layout.blob(digest), content_length)
+        await self._link_blob(name, digest)
 
     async def finish_upload(self, session: Session, digest: Digest) -> None:
-        key = await self.uploads.complete(session, digest)
-        await self._commit_blob(session.repository, digest, key)
-        await self.uploads.discard(session)
+        await self._ensure_repository(session.repository)
+        await self.uploads.complete(session, digest, layout.blob(digest))
+        await self._link_blob(session.repository, digest)
+
+    async def finish_empty_upload_with_body(
+        self,
+        session: Session,
+        digest: Digest,
+        body: AsyncIterable[bytes],
+        content_length: int | None,
+    ) -> None:
+        """A session that received nothing before its final PUT carries the whole blob in
+        that PUT (containerd does this): stream it straight into place, like a POST ?digest=."""
+        await self.uploads.cancel(session)
+        await self.push_blob(session.repository, digest, body, content_length)
 
     # -- manifests ---------------------------------------------------------------------------
 

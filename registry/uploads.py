@@ -15,8 +15,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-import anyio.to_thread
-
 from registry.digest import Digest, Hasher, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.storage import layout
@@ -111,7 +109,7 @@ class Uploads:
         content_length: int | None,
     ) -> Session:
         """Add a chunk to the session; the part is kept only if it is exactly what was declared."""
-        expected = _expected_length(session, content_range, content_length)
+        expected = expected_length(session, content_range, content_length)
         key = layout.upload_part(session.id, session.size, secrets.token_hex(8))
         cached = self._hashes.get(session.id)
         hasher = cached[1].copy() if cached and cached[0] == session.size else None
@@ -146,10 +144,10 @@ class Uploads:
             self._forget(session.id)
         return Session(session.id, session.repository, size, parts, session.started, version)
 
-    async def complete(self, session: Session, digest: Digest) -> str:
-        """Verify the session's bytes against digest; returns the key of the finished content.
+    async def complete(self, session: Session, digest: Digest, destination: str) -> None:
+        """Verify the session's bytes against digest and place them at destination.
 
-        The caller moves that content into place and then calls `discard`.
+        The session is consumed either way: a mismatch is DIGEST_INVALID and stores nothing.
         """
         try:
             claimed = await self.storage.delete_if_version(
@@ -159,15 +157,25 @@ class Uploads:
             claimed = False
         if not claimed:
             raise _unknown(session.id)
-        actual = await self._digest_of(session, digest.algorithm)
-        if actual != digest:
+        try:
+            exists = await self._exists(destination)
+            running = self._running_digest(session, digest.algorithm)
+            if running is not None:
+                _check(running, digest)
+            elif exists or len(session.parts) <= 1:
+                _check(await self._rehash(session, digest.algorithm), digest)
+            else:  # re-hash while assembling, in one pass
+                hasher = new_hasher(digest.algorithm)
+                await self.storage.write(
+                    destination,
+                    hashed(self._read_parts(session), [hasher], Counter()),
+                    lambda: _check(Digest(digest.algorithm, hasher.hexdigest()), digest),
+                )
+                return
+            if not exists:
+                await self._place(session, destination)
+        finally:
             await self.discard(session)
-            raise RegistryError(
-                ErrorCode.DIGEST_INVALID,
-                f"content digest is {actual}, not {digest}",
-                {"expected": str(digest), "actual": str(actual)},
-            )
-        return await self._assemble(session)
 
     async def cancel(self, session: Session) -> None:
         await self.storage.delete(layout.upload_state(session.id))
@@ -178,26 +186,32 @@ class Uploads:
         for part in session.parts:
             await self.storage.delete(part.key)
 
-    async def stream_monolithic(
-        self, chunks: AsyncIterable[bytes], digest: Digest, content_length: int | None
-    ) -> str:
-        """Receive a whole blob in one request; returns the key of the verified content."""
-        key = layout.upload_data(uuid.uuid4().hex, secrets.token_hex(8))
+    async def receive_whole(
+        self,
+        chunks: AsyncIterable[bytes],
+        digest: Digest,
+        destination: str,
+        content_length: int | None,
+    ) -> None:
+        """Receive a whole blob in one request straight to destination, if it matches digest."""
         hasher = new_hasher(digest.algorithm)
         counter = Counter()
-        written = await self.storage.write(key, hashed(chunks, [hasher], counter))
-        if content_length is not None and written != content_length:
-            await self.storage.delete(key)
-            raise RegistryError(
-                ErrorCode.SIZE_INVALID, f"received {written} bytes, expected {content_length}"
-            )
-        if hasher.hexdigest() != digest.encoded:
-            await self.storage.delete(key)
-            raise RegistryError(
-                ErrorCode.DIGEST_INVALID,
-                f"content digest is {digest.algorithm}:{hasher.hexdigest()}, not {digest}",
-            )
-        return key
+
+        def verify() -> None:
+            if content_length is not None and counter.count != content_length:
+                raise RegistryError(
+                    ErrorCode.SIZE_INVALID,
+                    f"received {counter.count} bytes, expected {content_length}",
+                )
+            _check(Digest(digest.algorithm, hasher.hexdigest()), digest)
+
+        body = hashed(chunks, [hasher], counter)
+        if await self._exists(destination):
+            async for _ in body:  # already stored: only check what the client claims
+                pass
+            verify()
+        else:
+            await self.storage.write(destination, body, verify)
 
     async def purge(self, max_age: float) -> int:
         """Delete every upload whose objects were all left untouched for max_age seconds.
@@ -236,13 +250,16 @@ class Uploads:
 
     # -- internals -----------------------------------------------------------------------------
 
-    async def _digest_of(self, session: Session, algorithm: str) -> Digest:
+    def _running_digest(self, session: Session, algorithm: str) -> Digest | None:
         cached = self._hashes.get(session.id)
         if algorithm == RUNNING_HASH and cached and cached[0] == session.size:
             return Digest(algorithm, cached[1].hexdigest())
+        return None
+
+    async def _rehash(self, session: Session, algorithm: str) -> Digest:
         hasher = new_hasher(algorithm)
-        async for block in self._read_parts(session):
-            await anyio.to_thread.run_sync(hasher.update, block)
+        async for _ in hashed(self._read_parts(session), [hasher], Counter()):
+            pass
         return Digest(algorithm, hasher.hexdigest())
 
     async def _read_parts(self, session: Session) -> AsyncIterator[bytes]:
@@ -250,12 +267,20 @@ class Uploads:
             async for block in self.storage.read(part.key):
                 yield block
 
-    async def _assemble(self, session: Session) -> str:
-        if len(session.parts) == 1:
-            return session.parts[0].key
-        key = layout.upload_data(session.id, secrets.token_hex(8))
-        await self.storage.write(key, self._read_parts(session))
-        return key
+    async def _exists(self, key: str) -> bool:
+        try:
+            await self.storage.stat(key)
+        except NotFound:
+            return False
+        return True
+
+    async def _place(self, session: Session, destination: str) -> None:
+        if not session.parts:
+            await self.storage.put_bytes(destination, b"")
+        elif len(session.parts) == 1:
+            await self.storage.move(session.parts[0].key, destination)
+        else:
+            await self.storage.write(destination, self._read_parts(session))
 
     def _remember(self, upload_id: str, offset: int, hasher: Hasher) -> None:
         self._hashes[upload_id] = (offset, hasher)
@@ -265,6 +290,15 @@ class Uploads:
 
     def _forget(self, upload_id: str) -> None:
         self._hashes.pop(upload_id, None)
+
+
+def _check(actual: Digest, expected: Digest) -> None:
+    if actual != expected:
+        raise RegistryError(
+            ErrorCode.DIGEST_INVALID,
+            f"content digest is {actual}, not {expected}",
+            {"expected": str(expected), "actual": str(actual)},
+        )
 
 
 def _encode_state(repository: str, size: int, parts: tuple[Part, ...], started: float) -> bytes:
@@ -278,9 +312,10 @@ def _encode_state(repository: str, size: int, parts: tuple[Part, ...], started: 
     return json.dumps(state, separators=(",", ":")).encode()
 
 
-def _expected_length(
+def expected_length(
     session: Session, content_range: tuple[int, int] | None, content_length: int | None
 ) -> int | None:
+    """How many bytes a chunk must have, if declared; 416/400 when the declaration is wrong."""
     if content_range is None:
         return content_length
     start, end = content_range

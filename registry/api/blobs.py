@@ -58,6 +58,9 @@ async def get_blob(request: Request) -> Response:
     }
     if request.method == "HEAD":
         return empty(200, headers | {"Content-Length": str(size)})
+    location = await registry.blob_redirect(digest)
+    if location is not None:
+        return empty(307, {"Location": location, "Docker-Content-Digest": str(digest)})
     byte_range = parse_range(request.headers.get("range"), size)
     if byte_range is None:
         headers["Content-Length"] = str(size)

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from registry.api.base import empty, int_header, name_of, registry_of
 from registry.digest import Digest, InvalidDigest
 from registry.errors import ErrorCode, RegistryError
-from registry.uploads import RangeNotSatisfiable, Session, progress_headers
+from registry.uploads import RangeNotSatisfiable, Session, expected_length, progress_headers
 
 _CONTENT_RANGE = re.compile(r"([0-9]{1,18})-([0-9]{1,18})")
 
@@ -88,14 +88,19 @@ async def finish_upload(request: Request) -> Response:
     registry, name = registry_of(request), name_of(request)
     session = await registry.uploads.get(name, request.path_params["uuid"])
     digest = _upload_digest(request)
-    if _has_body(request):
+    if not _has_body(request):
+        await registry.finish_upload(session, digest)
+        return _blob_created(name, digest)
+    content_range = _content_range(request, session)
+    content_length = int_header(request, "content-length")
+    expected = expected_length(session, content_range, content_length)
+    if session.size == 0:
+        await registry.finish_empty_upload_with_body(session, digest, request.stream(), expected)
+    else:
         session = await registry.uploads.append(
-            session,
-            request.stream(),
-            _content_range(request, session),
-            int_header(request, "content-length"),
+            session, request.stream(), content_range, content_length
         )
-    await registry.finish_upload(session, digest)
+        await registry.finish_upload(session, digest)
     return _blob_created(name, digest)
 
 

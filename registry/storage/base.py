@@ -6,7 +6,7 @@ A driver knows nothing of OCI. Keys are `/`-separated, never empty, and never co
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -40,8 +40,17 @@ class Storage(Protocol):
         """Stream bytes [start, end) of the object; raises NotFound on first iteration."""
         ...
 
-    async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
-        """Store the stream at key atomically (whole or not at all); returns its size."""
+    async def write(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        verify: Callable[[], None] | None = None,
+    ) -> int:
+        """Store the stream at key atomically (whole or not at all); returns its size.
+
+        `verify` runs after the last chunk and before the object becomes visible; if it
+        raises, nothing is stored and the exception propagates.
+        """
         ...
 
     async def get_bytes(self, key: str) -> tuple[bytes, str]:
@@ -83,3 +92,17 @@ class Storage(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class SupportsRedirect(Protocol):
+    """Storage whose objects clients can fetch directly with a presigned URL."""
+
+    async def presigned_url(self, key: str, expires_in: int) -> str: ...
+
+
+@runtime_checkable
+class SupportsIncompleteWritePurge(Protocol):
+    """Storage that can leave unfinished writes behind (S3 multipart uploads) and purge them."""
+
+    async def purge_incomplete_writes(self, older_than_seconds: float) -> int: ...

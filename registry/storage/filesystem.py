@@ -152,7 +152,12 @@ class FilesystemStorage:
         finally:
             f.close()
 
-    async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+    async def write(
+        self,
+        key: str,
+        chunks: AsyncIterable[bytes],
+        verify: Callable[[], None] | None = None,
+    ) -> int:
         path = self.path_of(key)
         temp = self._temp_path()
         f = await self._run(open, temp, "wb", 0)
@@ -172,6 +177,8 @@ class FilesystemStorage:
                 size += pending_size
             await self._run(os.fsync, f.fileno())
             f.close()
+            if verify is not None:
+                verify()
             await self._run(self._install, temp, path)
         except BaseException:
             f.close()

@@ -15,9 +15,19 @@ Reserved segments start with `_`, which no repository-name component can, so a r
 called `a/_tags` cannot exist and names never collide with internals. Tags and the catalog are
 prefix listings in byte order, so a page is one `list(prefix, start_after, limit)` call.
 
-Chunked uploads keep each chunk as its own object; on completion the parts are moved (one
-part: a rename) or concatenated into `blobs/<alg>/<hex>` after the digest matched. The reverse
-tag index may hold stale entries (the tag moved on); readers check the tag itself.
+Uploads. A push whose digest is known up front (`POST ?digest=`, a `PUT` with the whole
+body) streams straight to `blobs/<alg>/<hex>`: on the filesystem into a temporary file, on S3
+into a multipart upload, and the object is made visible (rename, CompleteMultipartUpload) only
+after the received bytes hashed to that digest. A chunked upload keeps each chunk as its own
+part object, because the parts of an unfinished S3 multipart upload cannot be read back by
+another replica and the digest is only known at the final PUT. On completion one part is moved
+into place (a rename; a server-side copy on S3, as Distribution does) and several parts are
+concatenated into place; a replica that lacks the running hash re-hashes the parts while
+concatenating, in the same pass. Chosen over pointer objects (no data moved at all) because
+every blob then stays a plain object at its content address: reads, redirects and garbage
+collection need no indirection.
+
+The reverse tag index may hold stale entries (the tag moved on); readers check the tag itself.
 """
 
 from __future__ import annotations
@@ -87,8 +97,3 @@ def upload_part(upload_id: str, offset: int, nonce: str) -> str:
 def upload_id_of(key: str) -> str:
     """The upload a key below UPLOADS_PREFIX belongs to."""
     return key[len(UPLOADS_PREFIX) :].split("/", 1)[0]
-
-
-def upload_data(upload_id: str, nonce: str) -> str:
-    """A monolithic upload's body while it streams in (never visible as a blob)."""
-    return f"{UPLOADS_PREFIX}{upload_id}/data-{nonce}"
