@@ -8,7 +8,7 @@ import os
 import sys
 
 from registry import __version__
-from registry.config import ConfigError, load_config
+from registry.config import CONFIG_FILE_ENV, ConfigError, load_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -16,7 +16,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"registry {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve the registry API over HTTP")
-    serve.add_argument("--config", metavar="FILE", help="YAML configuration file")
+    serve.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get(CONFIG_FILE_ENV) or None,
+        help=f"YAML configuration file (default: ${CONFIG_FILE_ENV}, else built-in defaults)",
+    )
     return parser
 
 

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import yaml
 
 ENV_PREFIX = "REGISTRY_"
+CONFIG_FILE_ENV = "REGISTRY_CONFIG"  # the config file's path; not a configuration key
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
@@ -186,7 +187,7 @@ def _leaf_paths(cls: type, prefix: tuple[str, ...] = ()) -> dict[str, tuple[str,
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
     known = _leaf_paths(Config)
     for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
             continue
         path = known.get(name)
         if path is None:

@@ -8,15 +8,14 @@ from typing import Any
 import uvicorn
 
 from registry.app import create_app
-from registry.config import Config, load_config
+from registry.config import CONFIG_FILE_ENV, Config, load_config
 
-CONFIG_ENV = "REGISTRY_CONFIG_FILE"
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
 
 def app_factory() -> object:
     """Entry point for uvicorn worker processes, which re-read the configuration."""
-    return create_app(load_config(os.environ.get(CONFIG_ENV), os.environ))
+    return create_app(load_config(os.environ.get(CONFIG_FILE_ENV), os.environ))
 
 
 def serve(config: Config, config_path: str | None) -> int:
@@ -33,7 +32,7 @@ def serve(config: Config, config_path: str | None) -> int:
     }
     if config.http.workers > 1:
         if config_path is not None:
-            os.environ[CONFIG_ENV] = os.path.abspath(config_path)
+            os.environ[CONFIG_FILE_ENV] = os.path.abspath(config_path)
         uvicorn.run(
             "registry.server:app_factory", factory=True, workers=config.http.workers, **options
         )

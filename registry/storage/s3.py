@@ -18,6 +18,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import aioboto3
+import aiohttp
 import anyio
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
@@ -46,7 +47,7 @@ def _translate(key: str) -> Iterator[None]:
             raise PreconditionFailed(key) from None
         message = f"S3 error on {key!r}: {code or status} {error.get('Message', '')}"
         raise StorageError(message) from None
-    except (BotoCoreError, OSError, TimeoutError) as exc:
+    except (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise StorageError(f"S3 unreachable on {key!r}: {exc}") from None
 
 
