@@ -74,9 +74,9 @@ class Registry:
         return True
 
     async def catalog(self, n: int, last: str | None) -> Page:
-        prefix = layout.CATALOG_PREFIX
-        keys = await self.storage.list(prefix, prefix + last if last else None, n + 1)
-        names = [k[len(prefix) :] for k in keys]
+        start_after = layout.catalog_entry(last) if last else None
+        keys = await self.storage.list(layout.CATALOG_PREFIX, start_after, n + 1)
+        names = [layout.name_of_catalog_entry(k) for k in keys]
         return Page(names[:n], len(names) > n)
 
     # -- blobs -------------------------------------------------------------------------------

@@ -1,4 +1,8 @@
-"""Shared fixtures: a real registry server per test session (and fresh ones on demand)."""
+"""Shared fixtures: a real registry server per test session and backend (and fresh ones on demand).
+
+Every test that uses `backend`, `registry_server`, `client` or `fresh_registry` runs once on
+the filesystem and once on S3 (a real SeaweedFS, started once per session on first use).
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,41 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import RunningRegistry, run_registry
+from tests.harness import Backend, FilesystemBackend, RunningRegistry, S3Backend, run_registry
+from tests.seaweed import SeaweedFS, running_seaweedfs
+
+BACKENDS = ("filesystem", "s3")
+SESSION_BUCKET = "registry-tests"
 
 
 @pytest.fixture(scope="session")
-def registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
-    """One registry on filesystem storage shared by the session (use unique repository names)."""
-    with run_registry(tmp_path_factory.mktemp("registry")) as server:
-        yield server
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """The session's SeaweedFS (all S3 tests share it; each registry has its own prefix)."""
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def s3_backend(seaweedfs: SeaweedFS) -> S3Backend:
+    return S3Backend(seaweedfs, seaweedfs.create_bucket(SESSION_BUCKET))
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """The storage backend; SeaweedFS is started only when an S3 test runs."""
+    if request.param == "s3":
+        s3: S3Backend = request.getfixturevalue("s3_backend")
+        return s3
+    return FilesystemBackend()
+
+
+@pytest.fixture(scope="session")
+def registry_server(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningRegistry]:
+    """One registry per backend shared by the session (use unique repository names)."""
+    with run_registry(tmp_path_factory.mktemp(f"registry-{backend.name}"), backend=backend) as s:
+        yield s
 
 
 @pytest.fixture
@@ -33,6 +64,6 @@ def repo(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def fresh_registry(tmp_path: Path) -> Iterator[RunningRegistry]:
-    with run_registry(tmp_path) as server:
+def fresh_registry(tmp_path: Path, backend: Backend) -> Iterator[RunningRegistry]:
+    with run_registry(tmp_path, backend=backend) as server:
         yield server

@@ -80,7 +80,13 @@ class Storage(Protocol):
     async def list(
         self, prefix: str, start_after: str | None = None, limit: int | None = None
     ) -> list[str]:
-        """Keys starting with prefix, in byte order, strictly after start_after, at most limit."""
+        """Keys starting with prefix, strictly after start_after, at most limit.
+
+        Keys with no further `/` below the prefix come in byte order. Where keys do nest
+        below the prefix, every key is listed and a nested group stays together, but its
+        place and how start_after skips into it differ between S3 services; the registry
+        pages only through flat prefixes (see layout.py).
+        """
         ...
 
     async def move(self, src: str, dst: str) -> None:

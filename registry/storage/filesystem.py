@@ -29,6 +29,8 @@ import anyio.to_thread
 from registry.storage.base import NotFound, ObjectInfo, PreconditionFailed, StorageError
 
 _FILE_SUFFIX = "@"
+_CONTINUED = "%+"  # a directory holding the rest of over-long file names
+_MAX_NAME_PIECE = 200
 _TEMP_DIR = "#tmp"
 _WRITE_BLOCK = 1 << 20
 _READ_BLOCK = 4 << 20
@@ -37,6 +39,24 @@ T = TypeVar("T")
 
 def _encode(component: str) -> str:
     return quote(component, safe="").replace("~", "%7E")
+
+
+def _split_long(encoded: str) -> list[str]:
+    """Cut an encoded name into pieces a filesystem accepts, never inside a %XX escape.
+
+    File names over 255 bytes do not exist on most filesystems; the leading pieces become
+    directories whose names end in %+ (which encoding never produces)."""
+    pieces = []
+    while len(encoded) > _MAX_NAME_PIECE:
+        cut = _MAX_NAME_PIECE
+        escape = encoded.rfind("%", cut - 2, cut)
+        if escape != -1:
+            cut = escape
+        while encoded[cut] == "%" and 0x80 <= int(encoded[cut + 1 : cut + 3], 16) < 0xC0:
+            cut -= 3  # a UTF-8 continuation byte: cut before the character it belongs to
+        pieces.append(encoded[:cut])
+        encoded = encoded[cut:]
+    return [*pieces, encoded]
 
 
 def _content_version(data: bytes) -> str:
@@ -59,7 +79,9 @@ class FilesystemStorage:
         parts = key.split("/")
         if not key or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"invalid storage key {key!r}")
-        return self._dir_path(parts[:-1]) / (_encode(parts[-1]) + _FILE_SUFFIX)
+        *pieces, last = _split_long(_encode(parts[-1]))
+        directory = self._dir_path(parts[:-1]).joinpath(*(p + _CONTINUED for p in pieces))
+        return directory / (last + _FILE_SUFFIX)
 
     def _temp_path(self) -> Path:
         return self._temp / uuid.uuid4().hex
@@ -313,14 +335,14 @@ class FilesystemStorage:
         index = 0
         if after is not None and after.startswith(base):
             relative = after[len(base) :]
-            index = bisect_right(entries, (relative, True))
+            index = bisect_right(entries, (relative, 2, ""))
             if index > 0:
-                previous, previous_is_dir = entries[index - 1]
-                if previous_is_dir and relative.startswith(previous):
+                previous, rank, _ = entries[index - 1]
+                if rank == _CONTAINER and relative.startswith(previous):
                     index -= 1
-        for name, is_dir in entries[index:]:
-            if is_dir:
-                yield from self._walk(directory / _encode(name[:-1]), base + name, after)
+        for name, rank, raw in entries[index:]:
+            if rank == _CONTAINER:
+                yield from self._walk(directory / raw, base + name, after)
             elif after is None or base + name > after:
                 yield base + name
 
@@ -339,11 +361,11 @@ class _DirectoryListings:
     STABLE_SECONDS = 2.0
 
     def __init__(self) -> None:
-        self._cache: OrderedDict[Path, tuple[int, builtins.list[tuple[str, bool]]]] = OrderedDict()
+        self._cache: OrderedDict[Path, tuple[int, builtins.list[Entry]]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def entries(self, directory: Path) -> builtins.list[tuple[str, bool]]:
-        """(decoded name, is_dir) pairs in key order; a directory's name ends with '/'."""
+    def entries(self, directory: Path) -> builtins.list[Entry]:
+        """The directory's entries in key order (see _scan)."""
         try:
             mtime = os.stat(directory).st_mtime_ns
         except (FileNotFoundError, NotADirectoryError):
@@ -363,19 +385,27 @@ class _DirectoryListings:
         return entries
 
 
-def _scan(directory: Path) -> builtins.list[tuple[str, bool]]:
+_FILE, _CONTAINER = 0, 1
+Entry = tuple[str, int, str]  # (decoded name, _FILE or _CONTAINER, name on disk)
+
+
+def _scan(directory: Path) -> builtins.list[Entry]:
+    """A directory's entries in key order. A subdirectory's name ends with '/'; a
+    continuation directory (the rest of long names) sorts at the piece it holds."""
     try:
         with os.scandir(directory) as it:
             raw = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
     except (FileNotFoundError, NotADirectoryError):
         return []
-    entries: builtins.list[tuple[str, bool]] = []
+    entries: builtins.list[Entry] = []
     for name, is_dir in raw:
-        if is_dir:
+        if is_dir and name.endswith(_CONTINUED):
+            entries.append((unquote(name[: -len(_CONTINUED)]), _CONTAINER, name))
+        elif is_dir:
             if name != _TEMP_DIR:
-                entries.append((unquote(name) + "/", True))
+                entries.append((unquote(name) + "/", _CONTAINER, name))
         elif name.endswith(_FILE_SUFFIX):
-            entries.append((unquote(name[: -len(_FILE_SUFFIX)]), False))
+            entries.append((unquote(name[: -len(_FILE_SUFFIX)]), _FILE, name))
     entries.sort()
     return entries
 

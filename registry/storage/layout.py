@@ -7,13 +7,22 @@
     repositories/<name>/_tagged/<alg>/<hex>/<tag>       reverse index: tags once set to a digest
     repositories/<name>/_referrers/<subject alg>-<hex>/<referrer alg>-<hex>
                                                         descriptor (JSON) of a referrer
-    catalog/<name>                                      marker: the repository exists
+    catalog/<name, "/" and digits shifted: see below>   marker: the repository exists
     uploads/<uuid>/state                                upload session state (JSON)
     uploads/<uuid>/parts/<offset>-<nonce>               received bytes, one object per chunk
 
 Reserved segments start with `_`, which no repository-name component can, so a repository
 called `a/_tags` cannot exist and names never collide with internals. Tags and the catalog are
 prefix listings in byte order, so a page is one `list(prefix, start_after, limit)` call.
+
+Every prefix the registry pages through is flat (no `/` below it): S3 services differ in how
+they order and skip nested keys (SeaweedFS lists a "directory" right after the key of the same
+name and skips its contents on StartAfter), while flat listings are in byte order everywhere.
+Repository names contain `/`, so a catalog marker spells the name with every character moved
+within an alphabet that lacks `/`: `/` becomes `0` and the digits `0`-`9` become `1`-`:`; all
+other name characters stay. The mapping keeps byte order (`-` < `.` < `/` < digits < `_` <
+letters, before and after) and length, so a marker is never longer than the name (S3 services
+and filesystems cap a key segment at 255 bytes). `catalog/library0alpine` is `library/alpine`.
 
 Uploads. A push whose digest is known up front (`POST ?digest=`, a `PUT` with the whole
 body) streams straight to `blobs/<alg>/<hex>`: on the filesystem into a temporary file, on S3
@@ -78,8 +87,16 @@ def referrer(name: str, subject: Digest, referrer: Digest) -> str:
     return referrers_prefix(name, subject) + f"{referrer.algorithm}-{referrer.encoded}"
 
 
+_TO_MARKER = str.maketrans("/0123456789", "0123456789:")
+_FROM_MARKER = str.maketrans("0123456789:", "/0123456789")
+
+
 def catalog_entry(name: str) -> str:
-    return CATALOG_PREFIX + name
+    return CATALOG_PREFIX + name.translate(_TO_MARKER)
+
+
+def name_of_catalog_entry(key: str) -> str:
+    return key[len(CATALOG_PREFIX) :].translate(_FROM_MARKER)
 
 
 def upload_state(upload_id: str) -> str:

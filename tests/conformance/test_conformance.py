@@ -1,7 +1,8 @@
 """The official OCI distribution-spec conformance suite (redesigned suite, OCI_VERSION=1.1).
 
-Built by scripts/install-test-deps.sh from the Go module proxy into .tools/bin. Reports are
-kept under reports/conformance-main/ (junit.xml, report.html, results.yaml).
+Built by scripts/install-test-deps.sh from the Go module proxy into .tools/bin. It runs once per
+storage backend; reports are kept under reports/conformance-main/<backend>/ (junit.xml,
+report.html, results.yaml, output.txt).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PROJECT_ROOT, run_registry
+from tests.harness import PROJECT_ROOT, Backend, run_registry
 
 SUITE = PROJECT_ROOT / ".tools" / "bin" / "conformance-main"
 REPORTS = PROJECT_ROOT / "reports" / "conformance-main"
@@ -31,10 +32,11 @@ def _count(junit: Path) -> dict[str, int]:
 
 
 @pytest.mark.conformance
-def test_oci_conformance_suite_passes_with_zero_failures(tmp_path: Path) -> None:
+def test_oci_conformance_suite_passes_with_zero_failures(tmp_path: Path, backend: Backend) -> None:
     assert SUITE.exists(), f"{SUITE} is missing: run scripts/install-test-deps.sh"
     results = tmp_path / "results"
-    with run_registry(tmp_path) as server:
+    reports = REPORTS / backend.name
+    with run_registry(tmp_path, backend=backend) as server:
         env = {
             **os.environ,
             "OCI_REGISTRY": server.host,
@@ -51,12 +53,12 @@ def test_oci_conformance_suite_passes_with_zero_failures(tmp_path: Path) -> None
         run = subprocess.run(
             [str(SUITE)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
         )
-    if REPORTS.exists():
-        shutil.rmtree(REPORTS)
-    shutil.copytree(results, REPORTS)
-    (REPORTS / "output.txt").write_text(run.stdout + run.stderr)
+    if reports.exists():
+        shutil.rmtree(reports)
+    shutil.copytree(results, reports)
+    (reports / "output.txt").write_text(run.stdout + run.stderr)
     totals = _count(results / "junit.xml")
-    summary = f"{totals}; see {REPORTS}/output.txt"
+    summary = f"{totals}; see {reports}/output.txt"
     assert totals["tests"] > 0, f"the suite ran no test: {summary}"
     assert totals["failures"] == 0 and totals["errors"] == 0, summary
     assert run.returncode == 0, summary

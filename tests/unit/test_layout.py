@@ -17,7 +17,7 @@ def test_keys_are_built_from_name_and_digest() -> None:
     assert layout.referrer("a", D, D) == (
         f"repositories/a/_referrers/sha256-{D.encoded}/sha256-{D.encoded}"
     )
-    assert layout.catalog_entry("a/b") == "catalog/a/b"
+    assert layout.catalog_entry("a/b9") == "catalog/a0b:"
 
 
 def test_reserved_segments_cannot_be_repository_names() -> None:
@@ -32,3 +32,35 @@ def test_tags_of_nested_repositories_do_not_mix() -> None:
 def test_upload_parts_sort_by_offset() -> None:
     keys = [layout.upload_part("u", offset, "n") for offset in (10, 2, 100)]
     assert sorted(keys) == [layout.upload_part("u", o, "n") for o in (2, 10, 100)]
+
+
+def test_catalog_entries_are_flat_and_sort_like_the_names() -> None:
+    names = [
+        "a",
+        "a-b",
+        "a--b",
+        "a.b",
+        "a/b",
+        "a/b/c",
+        "a/b-c",
+        "a/b.c",
+        "a0",
+        "a_b",
+        "a__b",
+        "b",
+        "a/-",
+        "ab/c",
+        "a.b/c",
+        "a-b/c",
+        "z9/x",
+        "a/a",
+        "a0/b",
+    ]
+    names = [n for n in names if is_valid_name(n)]
+    entries = [layout.catalog_entry(n) for n in names]
+    assert all("/" not in e.removeprefix(layout.CATALOG_PREFIX) for e in entries)
+    assert all(
+        len(e) == len(layout.CATALOG_PREFIX + n) for e, n in zip(entries, names, strict=True)
+    )
+    assert sorted(entries) == [layout.catalog_entry(n) for n in sorted(names)]
+    assert [layout.name_of_catalog_entry(e) for e in entries] == names
