@@ -254,3 +254,15 @@ async def test_filesystem_keys_longer_than_a_file_name_round_trip_in_order(
     )
     assert await storage.delete("long/" + "b" * 600) is True
     assert "long/" + "b" * 600 not in await storage.list("long/")
+
+
+async def test_write_rejected_by_verify_stores_nothing(storage: Storage) -> None:
+    def reject() -> None:
+        raise ValueError("digest mismatch")
+
+    with pytest.raises(ValueError, match="digest mismatch"):
+        await storage.write("verified/no", chunks(b"a" * 1000, b"b" * 1000), reject)
+    with pytest.raises(NotFound):
+        await storage.stat("verified/no")
+    assert await storage.write("verified/yes", chunks(b"ok"), lambda: None) == 2
+    assert (await storage.get_bytes("verified/yes"))[0] == b"ok"
