@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import signal
 import socket
@@ -82,10 +83,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def _running(
+def running_server(
     name: str, command: list[str], env: dict[str, str], port: int, workdir: Path
 ) -> Iterator[Server]:
-    log_path = workdir / f"{name.lower()}.log"
+    log_path = workdir / f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command,
@@ -104,9 +105,12 @@ def _running(
         _stop(process)
 
 
-def _base_environment() -> dict[str, str]:
-    """Our environment minus REGISTRY_* settings and proxies, which could skew either server."""
-    dropped = ("REGISTRY_", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+def base_environment() -> dict[str, str]:
+    """Our environment minus REGISTRY_*, AWS_* settings and proxies, which could skew a server.
+
+    (AWS_CA_BUNDLE, for one, makes Distribution's S3 driver panic at start-up.)
+    """
+    dropped = ("REGISTRY_", "AWS_", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
     return {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
 
 
@@ -114,14 +118,14 @@ def run_ours(workdir: Path) -> contextlib.AbstractContextManager[Server]:
     root = workdir / "ours-storage"
     root.mkdir()
     port = free_port()
-    env = _base_environment() | {
+    env = base_environment() | {
         "REGISTRY_HTTP_ADDR": f"{LOOPBACK}:{port}",
         "REGISTRY_STORAGE_FILESYSTEM_ROOT": str(root),
         "REGISTRY_LOG_LEVEL": "warning",
         "REGISTRY_LOG_ACCESS_LOG": "false",
     }
     python = str(OUR_PYTHON) if OUR_PYTHON.exists() else sys.executable
-    return _running(OURS, [python, "-m", "registry", "serve"], env, port, workdir)
+    return running_server(OURS, [python, "-m", "registry", "serve"], env, port, workdir)
 
 
 def distribution_config(root: Path, port: int) -> str:
@@ -152,7 +156,7 @@ def run_distribution(workdir: Path) -> contextlib.AbstractContextManager[Server]
     config = workdir / "distribution.yml"
     config.write_text(distribution_config(root, port))
     command = [DISTRIBUTION_BINARY, "serve", str(config)]
-    return _running(DISTRIBUTION, command, _base_environment(), port, workdir)
+    return running_server(DISTRIBUTION, command, base_environment(), port, workdir)
 
 
 def distribution_version() -> str:

@@ -97,8 +97,9 @@ def put_file(url: str, blob: Blob, expected_status: int = 201) -> Transfer:
     return Transfer(blob.size, result.seconds)
 
 
-def get_file(url: str, size: int) -> Transfer:
-    result = _curl([url])
+def get_file(url: str, size: int, follow_redirects: bool = False) -> Transfer:
+    """GET url to /dev/null; with follow_redirects, curl -L (the time includes the redirect)."""
+    result = _curl(["-L", "--max-redirs", "3", url] if follow_redirects else [url])
     if result.status != 200 or result.downloaded != size:
         raise BenchError(f"GET {url}: status {result.status}, got {result.downloaded} bytes")
     return Transfer(size, result.seconds)
