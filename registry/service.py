@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry import manifest as mf
+from registry.config import MIN_PART_SIZE
 from registry.digest import Digest, InvalidDigest, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.reference import is_valid_name, is_valid_tag
 from registry.storage import layout
-from registry.storage.base import NotFound, Storage, SupportsRedirect
+from registry.storage.base import NotFound, Storage, SupportsCompose, SupportsRedirect
 from registry.uploads import Session, Uploads
 
 
@@ -57,6 +58,8 @@ class Registry:
         self.delete_enabled = delete_enabled
         self.redirect_seconds = redirect_seconds
         self.uploads = Uploads(storage)
+        # Chunks of at least this size are joined inside the storage, without a copy through us.
+        self.chunk_min_length = MIN_PART_SIZE if isinstance(storage, SupportsCompose) else None
         self._known_repositories: set[str] = set()
 
     # -- repositories ------------------------------------------------------------------------

@@ -15,10 +15,11 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
+from registry.config import MIN_PART_SIZE
 from registry.digest import Digest, Hasher, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.storage import layout
-from registry.storage.base import NotFound, PreconditionFailed, Storage
+from registry.storage.base import NotFound, PreconditionFailed, Storage, SupportsCompose
 from registry.streams import Counter, hashed
 
 RUNNING_HASH = "sha256"
@@ -279,6 +280,10 @@ class Uploads:
             await self.storage.put_bytes(destination, b"")
         elif len(session.parts) == 1:
             await self.storage.move(session.parts[0].key, destination)
+        elif isinstance(self.storage, SupportsCompose) and all(
+            part.size >= MIN_PART_SIZE for part in session.parts[:-1]
+        ):
+            await self.storage.compose([part.key for part in session.parts], destination)
         else:
             await self.storage.write(destination, self._read_parts(session))
 

@@ -64,7 +64,10 @@ async def start_upload(request: Request) -> Response:
         )
         return _blob_created(name, digest)
     session = await registry.uploads.start(name)
-    return empty(202, progress_headers(session))
+    headers = progress_headers(session)
+    if registry.chunk_min_length:
+        headers["OCI-Chunk-Min-Length"] = str(registry.chunk_min_length)
+    return empty(202, headers)
 
 
 async def upload_status(request: Request) -> Response:

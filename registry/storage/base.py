@@ -112,3 +112,12 @@ class SupportsIncompleteWritePurge(Protocol):
     """Storage that can leave unfinished writes behind (S3 multipart uploads) and purge them."""
 
     async def purge_incomplete_writes(self, older_than_seconds: float) -> int: ...
+
+
+@runtime_checkable
+class SupportsCompose(Protocol):
+    """Storage that can concatenate objects without reading them back (S3 UploadPartCopy)."""
+
+    async def compose(self, sources: list[str], destination: str) -> None:
+        """Raises ValueError when the sources do not qualify (e.g. too small parts)."""
+        ...

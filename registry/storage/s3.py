@@ -23,7 +23,7 @@ import anyio
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from registry.config import S3Config
+from registry.config import MIN_PART_SIZE, S3Config
 from registry.storage.base import NotFound, ObjectInfo, PreconditionFailed, StorageError
 
 MAX_SINGLE_COPY = 5 * 1024**3
@@ -140,7 +140,7 @@ class S3Storage:
             async for chunk in chunks:
                 buffer += chunk
                 size += len(chunk)
-                if len(buffer) >= self.part_size:
+                if len(buffer) > self.part_size:  # exactly one part's worth: a single PUT
                     if upload is None:
                         upload = await _MultipartUpload.start(s3, self.bucket, target)
                     await upload.add(bytes(buffer))
@@ -262,6 +262,26 @@ class S3Storage:
             for start in range(0, size, part_size):
                 end = min(start + part_size, size) - 1
                 await upload.copy_range(source, start, end)
+            await upload.complete()
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await upload.abort()
+            raise
+
+    async def compose(self, sources: builtins.list[str], destination: str) -> None:
+        """Concatenate objects into destination inside S3 (UploadPartCopy), without moving
+        the bytes through this process. Every source but the last must be at least 5 MiB."""
+        sizes = [(await self.stat(source)).size for source in sources]
+        if any(size < MIN_PART_SIZE for size in sizes[:-1]):
+            raise ValueError("only the last source may be smaller than the minimum part size")
+        s3 = await self._s3()
+        upload = await _MultipartUpload.start(s3, self.bucket, self._key(destination))
+        try:
+            for source, size in zip(sources, sizes, strict=True):
+                copy = {"Bucket": self.bucket, "Key": self._key(source)}
+                for start in range(0, max(size, 1), MAX_SINGLE_COPY):
+                    end = min(start + MAX_SINGLE_COPY, size) - 1
+                    await upload.copy_range(copy, start, end)
             await upload.complete()
         except BaseException:
             with anyio.CancelScope(shield=True):

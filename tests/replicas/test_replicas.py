@@ -216,3 +216,27 @@ def test_monolithic_push_killed_midway_leaves_no_readable_blob(
         r = put_manifest(c, "partial", "v1", manifest, OCI_MANIFEST)
         assert r.status_code == 400 and r.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
         assert push_blob(c, "partial", data) == digest
+
+
+def test_chunks_of_the_advertised_minimum_are_joined_inside_s3(
+    replicas: tuple[RunningRegistry, ...],
+) -> None:
+    a, b = clients(*replicas)
+    with a, b:
+        started = a.post("/v2/joined/blobs/uploads/")
+        minimum = int(started.headers["oci-chunk-min-length"])
+        assert minimum == 5 * 1024 * 1024
+        data = os.urandom(2 * minimum + 1000)
+        location = started.headers["location"]
+        for index, start in enumerate(range(0, len(data), minimum)):
+            chunk = data[start : start + minimum]
+            r = (a, b)[index % 2].patch(
+                location,
+                content=chunk,
+                headers={"Content-Range": f"{start}-{start + len(chunk) - 1}"},
+            )
+            assert r.status_code == 202
+        digest = digest_of(data)
+        assert a.put(location, params={"digest": digest}).status_code == 201
+        assert b.get(f"/v2/joined/blobs/{digest}").content == data
+        assert replicas[0].stored_keys("uploads/") == []

@@ -89,3 +89,17 @@ async def test_presigned_url_serves_the_object_without_credentials(s3: S3Storage
         part = await client.get(url, headers={"Range": "bytes=0-8"})
     assert whole.status_code == 200 and whole.content == b"presigned content"
     assert part.status_code == 206 and part.content == b"presigned"
+
+
+async def test_compose_joins_objects_inside_s3(s3: S3Storage) -> None:
+    pieces = [os.urandom(PART), os.urandom(PART + 3), b"tail"]
+    for i, piece in enumerate(pieces):
+        await s3.write(f"parts/{i}", blocks(piece))
+    await s3.compose([f"parts/{i}" for i in range(3)], "joined")
+    joined = b"".join([b async for b in s3.read("joined")])
+    assert joined == b"".join(pieces)
+    await s3.put_bytes("parts/small", b"too small to be a middle part")
+    with pytest.raises(ValueError):
+        await s3.compose(["parts/small", "parts/2"], "refused")
+    with pytest.raises(NotFound):
+        await s3.stat("refused")
