@@ -122,6 +122,44 @@ def _version(package: str) -> str:
         return "?"
 
 
+def _git_commit() -> str:
+    """The project's commit, `+dirty` if registry/ has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(Path(__file__).resolve().parent.parent),
+                "rev-parse",
+                "--short",
+                "HEAD",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        dirty = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(Path(__file__).resolve().parent.parent),
+                "status",
+                "--porcelain",
+                "--",
+                "registry",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    commit = head.stdout.strip() or "?"
+    return f"{commit}+dirty" if dirty.stdout.strip() else commit
+
+
 def _curl_version() -> str:
     try:
         result = subprocess.run(
@@ -153,7 +191,7 @@ def machine_description(
         (disk_label, _filesystem_of(workdir)),
         (
             "Software",
-            f"ours {_version('registry')} (uvicorn {_version('uvicorn')}, "
+            f"ours {_version('registry')} (commit {_git_commit()}; uvicorn {_version('uvicorn')}, "
             f"starlette {_version('starlette')}); Distribution {distribution_version}; "
             f"curl {_curl_version()}",
         ),
