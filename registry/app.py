@@ -43,16 +43,33 @@ def error_response(error: RegistryError) -> Response:
     return JSONResponse(error.body(), error.status, error.headers)
 
 
-def _may_have_unread_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
-    return "transfer-encoding" in request.headers or (length is not None and length != "0")
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+async def _drained(request: Request) -> bool:
+    """Read and drop what is left of a refused request's body, so the client, still
+    sending, can read our answer on a connection that stays open. False when the body is
+    larger than DRAIN_LIMIT_BYTES: then the connection is closed instead."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > DRAIN_LIMIT_BYTES:
+        return False
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > DRAIN_LIMIT_BYTES:
+                return False
+    except RuntimeError:  # the handler consumed the body already
+        pass
+    except ClientDisconnect:
+        return False
+    return True
 
 
 async def _registry_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RegistryError)
     response = error_response(exc)
-    if _may_have_unread_body(request):
-        # Closing is cheaper than letting the server read and discard a body we refused.
+    if not await _drained(request):
         response.headers["Connection"] = "close"
     return response
 

@@ -313,3 +313,15 @@ def test_upload_session_survives_a_restart(tmp_path: Path, repo: str, backend: B
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         assert c.put(location, params={"digest": digest}).status_code == 201
         assert c.get(f"/v2/{repo}/blobs/{digest}").content == data
+
+
+def test_refused_large_chunk_is_answered_on_a_connection_that_stays_open(
+    client: httpx.Client, repo: str
+) -> None:
+    location = start(client, repo)
+    chunk = os.urandom(6 * 1024 * 1024)
+    for _ in range(2):  # the same connection serves the second attempt
+        r = patch(client, location, chunk, 100)
+        assert r.status_code == 416 and r.headers["range"] == "0-0"
+        assert "close" not in r.headers.get("connection", "")
+    assert patch(client, location, chunk, 0).headers["range"] == f"0-{len(chunk) - 1}"
