@@ -7,6 +7,7 @@ Nothing becomes a blob until the digest given at completion matched the received
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -24,6 +25,7 @@ from registry.streams import Counter, hashed
 
 RUNNING_HASH = "sha256"
 _HASH_CACHE_SIZE = 4096
+_PARALLEL_DELETES = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +186,9 @@ class Uploads:
 
     async def discard(self, session: Session) -> None:
         self._forget(session.id)
-        for part in session.parts:
-            await self.storage.delete(part.key)
+        for first in range(0, len(session.parts), _PARALLEL_DELETES):
+            batch = session.parts[first : first + _PARALLEL_DELETES]
+            await asyncio.gather(*(self.storage.delete(part.key) for part in batch))
 
     async def receive_whole(
         self,

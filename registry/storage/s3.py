@@ -27,7 +27,9 @@ from registry.config import MIN_PART_SIZE, S3Config
 from registry.storage.base import NotFound, ObjectInfo, PreconditionFailed, StorageError
 
 MAX_SINGLE_COPY = 5 * 1024**3
+MAX_PARTS = 10_000
 _READ_BLOCK = 1 << 20
+_PARALLEL_COPIES = 8
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 _PRECONDITION = {"412", "PreconditionFailed", "ConditionalRequestConflict", "409"}
 
@@ -69,6 +71,10 @@ class S3Storage:
             s3={"addressing_style": "path" if config.path_style else "auto"},
             signature_version="s3v4",
             max_pool_connections=64,
+            # Content digests are verified by the registry itself; botocore's default CRC
+            # checksums would cost one more pass over every byte.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
         )
         self._client: Any = None
         self._stack = AsyncExitStack()
@@ -115,14 +121,18 @@ class S3Storage:
         with _translate(key):
             response = await s3.get_object(**arguments)
         body = response["Body"]
+        # The next block is fetched while the caller sends the current one.
+        ahead: asyncio.Future[bytes] = asyncio.ensure_future(body.read(_READ_BLOCK))
         try:
             while True:
                 with _translate(key):
-                    block = await body.read(_READ_BLOCK)
+                    block = await ahead
                 if not block:
                     break
+                ahead = asyncio.ensure_future(body.read(_READ_BLOCK))
                 yield block
         finally:
+            ahead.cancel()
             body.close()
 
     async def write(
@@ -133,26 +143,28 @@ class S3Storage:
     ) -> int:
         s3 = await self._s3()
         target = self._key(key)
-        buffer = bytearray()
+        pending: builtins.list[bytes] = []
+        pending_size = 0
         upload: _MultipartUpload | None = None
         size = 0
         try:
             async for chunk in chunks:
-                buffer += chunk
+                pending.append(chunk)
+                pending_size += len(chunk)
                 size += len(chunk)
-                if len(buffer) > self.part_size:  # exactly one part's worth: a single PUT
+                if pending_size > self.part_size:  # exactly one part's worth: a single PUT
                     if upload is None:
                         upload = await _MultipartUpload.start(s3, self.bucket, target)
-                    await upload.add(bytes(buffer))
-                    buffer.clear()
+                    await upload.add(b"".join(pending))
+                    pending, pending_size = [], 0
             if verify is not None:
                 verify()
             if upload is None:
                 with _translate(key):
-                    await s3.put_object(Bucket=self.bucket, Key=target, Body=bytes(buffer))
+                    await s3.put_object(Bucket=self.bucket, Key=target, Body=b"".join(pending))
             else:
-                if buffer:
-                    await upload.add(bytes(buffer))
+                if pending:
+                    await upload.add(b"".join(pending))
                 await upload.complete()
         except BaseException:
             if upload is not None:
@@ -248,40 +260,35 @@ class S3Storage:
         info = await self.stat(src)
         s3 = await self._s3()
         source = {"Bucket": self.bucket, "Key": self._key(src)}
-        with _translate(src):
-            if info.size <= MAX_SINGLE_COPY:
+        if info.size <= MAX_SINGLE_COPY:
+            with _translate(src):
                 await s3.copy_object(Bucket=self.bucket, Key=self._key(dst), CopySource=source)
-            else:
-                await self._copy_in_parts(s3, source, self._key(dst), info.size)
+        else:
+            step = max(self.part_size, -(-info.size // MAX_PARTS))
+            await self._copy_ranges_into(dst, _ranges(source, info.size, step))
+        with _translate(src):
             await s3.delete_object(**source)
-
-    async def _copy_in_parts(self, s3: Any, source: dict[str, str], target: str, size: int) -> None:
-        upload = await _MultipartUpload.start(s3, self.bucket, target)
-        try:
-            part_size = max(self.part_size, -(-size // 10_000))
-            for start in range(0, size, part_size):
-                end = min(start + part_size, size) - 1
-                await upload.copy_range(source, start, end)
-            await upload.complete()
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await upload.abort()
-            raise
 
     async def compose(self, sources: builtins.list[str], destination: str) -> None:
         """Concatenate objects into destination inside S3 (UploadPartCopy), without moving
         the bytes through this process. Every source but the last must be at least 5 MiB."""
-        sizes = [(await self.stat(source)).size for source in sources]
+        sizes = [info.size for info in await asyncio.gather(*map(self.stat, sources))]
         if any(size < MIN_PART_SIZE for size in sizes[:-1]):
             raise ValueError("only the last source may be smaller than the minimum part size")
+        ranges = [
+            copy_range
+            for source, size in zip(sources, sizes, strict=True)
+            for copy_range in _ranges(
+                {"Bucket": self.bucket, "Key": self._key(source)}, size, MAX_SINGLE_COPY
+            )
+        ]
+        await self._copy_ranges_into(destination, ranges)
+
+    async def _copy_ranges_into(self, destination: str, ranges: builtins.list[_Range]) -> None:
         s3 = await self._s3()
         upload = await _MultipartUpload.start(s3, self.bucket, self._key(destination))
         try:
-            for source, size in zip(sources, sizes, strict=True):
-                copy = {"Bucket": self.bucket, "Key": self._key(source)}
-                for start in range(0, max(size, 1), MAX_SINGLE_COPY):
-                    end = min(start + MAX_SINGLE_COPY, size) - 1
-                    await upload.copy_range(copy, start, end)
+            await upload.copy_ranges(ranges)
             await upload.complete()
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -332,6 +339,14 @@ class S3Storage:
             arguments["UploadIdMarker"] = page["NextUploadIdMarker"]
 
 
+_Range = tuple[dict[str, str], int, int]  # (CopySource, first byte, last byte)
+
+
+def _ranges(source: dict[str, str], size: int, step: int) -> list[_Range]:
+    """Byte ranges of one object, in steps."""
+    return [(source, start, min(start + step, size) - 1) for start in range(0, size, step)]
+
+
 class _MultipartUpload:
     """One multipart upload; a part is sent in the background while the next is received."""
 
@@ -369,18 +384,27 @@ class _MultipartUpload:
             sending, self._sending = self._sending, None
             await sending
 
-    async def copy_range(self, source: dict[str, str], start: int, end: int) -> None:
-        number = len(self.parts) + 1
-        with _translate(self.key):
-            response = await self.s3.upload_part_copy(
-                Bucket=self.bucket,
-                Key=self.key,
-                UploadId=self.upload_id,
-                PartNumber=number,
-                CopySource=source,
-                CopySourceRange=f"bytes={start}-{end}",
-            )
-        self.parts.append({"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]})
+    async def copy_ranges(self, ranges: list[_Range]) -> None:
+        """Add parts copied from byte ranges of other objects, several at a time."""
+        first = len(self.parts) + 1
+        parts: list[dict[str, Any]] = [{"PartNumber": first + i} for i in range(len(ranges))]
+        self.parts += parts
+        slots = asyncio.Semaphore(_PARALLEL_COPIES)
+
+        async def copy(part: dict[str, Any], source: dict[str, str], start: int, end: int) -> None:
+            async with slots:
+                with _translate(self.key):
+                    response = await self.s3.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=self.key,
+                        UploadId=self.upload_id,
+                        PartNumber=part["PartNumber"],
+                        CopySource=source,
+                        CopySourceRange=f"bytes={start}-{end}",
+                    )
+            part["ETag"] = response["CopyPartResult"]["ETag"]
+
+        await asyncio.gather(*(copy(p, *r) for p, r in zip(parts, ranges, strict=True)))
 
     async def complete(self) -> None:
         await self._wait()
