@@ -221,11 +221,8 @@ class Registry:
 
     async def _set_tag(self, name: str, tag: str, digest: Digest) -> None:
         previous: Digest | None = None
-        try:
-            data, _ = await self.storage.get_bytes(layout.tag(name, tag))
-            previous = Digest.parse(data.decode())
-        except (NotFound, InvalidDigest):
-            pass
+        with contextlib.suppress(RegistryError):
+            previous = await self._resolve(name, tag)
         await self.storage.put_bytes(layout.tagged(name, digest, tag), b"")
         await self.storage.put_bytes(layout.tag(name, tag), str(digest).encode())
         if previous is not None and previous != digest:

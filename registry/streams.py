@@ -35,12 +35,14 @@ class Counter:
 
 
 async def hashed(
-    chunks: AsyncIterable[bytes], hashers: list[Hasher], counter: Counter
+    chunks: AsyncIterable[bytes], hashers: list[Hasher], counter: Counter | None = None
 ) -> AsyncIterator[bytes]:
-    """Pass blocks through, feeding each to the hashers in a worker thread and counting bytes."""
+    """Pass blocks through, feeding each to the hashers in a worker thread (and counting)."""
     async for block in coalesce(chunks):
-        await anyio.to_thread.run_sync(_update, hashers, block)
-        counter.count += len(block)
+        if hashers:
+            await anyio.to_thread.run_sync(_update, hashers, block)
+        if counter is not None:
+            counter.count += len(block)
         yield block
 
 

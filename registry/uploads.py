@@ -116,8 +116,7 @@ class Uploads:
         key = layout.upload_part(session.id, session.size, secrets.token_hex(8))
         cached = self._hashes.get(session.id)
         hasher = cached[1].copy() if cached and cached[0] == session.size else None
-        counter = Counter()
-        written = await self.storage.write(key, hashed(chunks, [hasher] if hasher else [], counter))
+        written = await self.storage.write(key, hashed(chunks, [hasher] if hasher else []))
         if expected is not None and written != expected:
             await self.storage.delete(key)
             raise RegistryError(
@@ -171,7 +170,7 @@ class Uploads:
                 hasher = new_hasher(digest.algorithm)
                 await self.storage.write(
                     destination,
-                    hashed(self._read_parts(session), [hasher], Counter()),
+                    hashed(self._read_parts(session), [hasher]),
                     lambda: _check(Digest(digest.algorithm, hasher.hexdigest()), digest),
                 )
                 return
@@ -262,7 +261,7 @@ class Uploads:
 
     async def _rehash(self, session: Session, algorithm: str) -> Digest:
         hasher = new_hasher(algorithm)
-        async for _ in hashed(self._read_parts(session), [hasher], Counter()):
+        async for _ in hashed(self._read_parts(session), [hasher]):
             pass
         return Digest(algorithm, hasher.hexdigest())
 
