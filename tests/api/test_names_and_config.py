@@ -106,3 +106,24 @@ def test_bad_configuration_fails_at_start_with_one_line(tmp_path: Path) -> None:
     assert run.stderr.strip().splitlines() == [
         "registry: configuration error: storage.filesystem.rooot: unknown configuration key"
     ]
+
+
+def test_several_workers_read_the_config_file_and_share_uploads(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("http:\n  workers: 2\nstorage:\n  delete:\n    enabled: false\n")
+    with run_registry(tmp_path, config_file=config) as server:
+        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
+        commands = [
+            Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children.read_text().split()
+        ]
+        assert sum(b"spawn_main" in command for command in commands) == 2
+        data = b"x" * 100_000
+        for _ in range(4):  # new connections land on either worker
+            with httpx.Client(base_url=server.url) as c:
+                location = c.post("/v2/workers/blobs/uploads/").headers["location"]
+            with httpx.Client(base_url=server.url) as c:
+                assert c.patch(location, content=data).status_code == 202
+            with httpx.Client(base_url=server.url) as c:
+                r = c.put(location, params={"digest": digest_of(data)})
+                assert r.status_code == 201
+                assert c.delete(f"/v2/workers/blobs/{digest_of(data)}").status_code == 405
