@@ -18,6 +18,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry.auth.base import Authorizer, OpenAuthorizer
+from registry.auth.basic import BasicAuthorizer
+from registry.auth.htpasswd import HtpasswdUsers
+from registry.auth.policy import Policy
 from registry.config import Config
 from registry.errors import ErrorCode, RegistryError
 from registry.routes import build_routes
@@ -37,6 +41,13 @@ def open_storage(config: Config) -> Storage:
         return S3Storage(config.storage.s3)
     assert config.storage.filesystem is not None
     return FilesystemStorage(config.storage.filesystem.root)
+
+
+def open_authorizer(config: Config) -> Authorizer:
+    if config.auth.mode == "htpasswd":
+        users = HtpasswdUsers(config.auth.htpasswd.path)
+        return BasicAuthorizer(users, Policy(), config.auth.realm)
+    return OpenAuthorizer()
 
 
 def error_response(error: RegistryError) -> Response:
@@ -168,6 +179,7 @@ def create_app(config: Config, storage: Storage | None = None) -> Starlette:
             Exception: _unexpected,
         },
     )
+    app.state.authorizer = open_authorizer(config)
     router = app.router
     assert isinstance(router, Router)
     router.redirect_slashes = False

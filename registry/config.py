@@ -93,10 +93,26 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class HtpasswdConfig:
+    path: str = ""
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    mode: str = "none"
+    realm: str = "registry"
+    htpasswd: HtpasswdConfig = field(default_factory=HtpasswdConfig)
+
+
+AUTH_MODES = ("none", "htpasswd")
+
+
+@dataclass(frozen=True)
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 DRIVER_SECTIONS = ("filesystem", "s3")
@@ -139,6 +155,10 @@ def _select_driver(config: Config) -> Config:
         raise ConfigError(f"http.addr: expected host:port, got {config.http.addr!r}")
     if config.http.workers < 1:
         raise ConfigError("http.workers: must be at least 1")
+    if config.auth.mode not in AUTH_MODES:
+        raise ConfigError(f"auth.mode: must be one of {', '.join(AUTH_MODES)}")
+    if config.auth.mode == "htpasswd" and not config.auth.htpasswd.path:
+        raise ConfigError("auth.htpasswd.path: required when auth.mode is htpasswd")
     if config.storage.s3 is not None:
         storage = dataclasses.replace(config.storage, s3=_check_s3(config.storage.s3))
         config = dataclasses.replace(config, storage=storage)

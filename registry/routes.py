@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from registry import auth
 from registry.api import blobs, listing, manifests, uploads
 from registry.api.base import registry_of
 from registry.service import check_name
@@ -70,23 +71,41 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-def _with_checked_name(handler: Handler) -> Handler:
-    async def checked(request: Request) -> Response:
-        check_name(request.path_params["name"])
+def needed_access(access: Access, name: str | None) -> list[auth.Access]:
+    """The grants a request needs, in Docker scope terms."""
+    if access == "catalog":
+        return [auth.Access("registry", "catalog", ("*",))]
+    if name is None or access in ("none", "login"):
+        return []
+    actions = {"pull": ("pull",), "push": ("pull", "push"), "delete": ("delete",)}[access]
+    return [auth.Access("repository", name, actions)]
+
+
+def _guarded(endpoint: Endpoint) -> Handler:
+    """The handler behind name validation and the authorizer (which every route but the
+    health probes passes)."""
+    handler, access, named = endpoint.handler, endpoint.access, "{name:path}" in endpoint.path
+
+    async def guarded(request: Request) -> Response:
+        name: str | None = request.path_params["name"] if named else None
+        if name is not None:
+            check_name(name)
+        if access != "none":
+            authorizer: auth.Authorizer = request.app.state.authorizer
+            await authorizer.authorize(
+                request, needed_access(access, name), login=access == "login"
+            )
         return await handler(request)
 
-    return checked
+    return guarded
 
 
 def build_routes() -> list[Route]:
     """Starlette routes; methods of one path are merged so others answer 405."""
     by_path: dict[str, dict[str, Handler]] = {}
     for endpoint in ENDPOINTS:
-        handler = endpoint.handler
-        if "{name:path}" in endpoint.path:
-            handler = _with_checked_name(handler)
         for method in endpoint.methods:
-            by_path.setdefault(endpoint.path, {})[method] = handler
+            by_path.setdefault(endpoint.path, {})[method] = _guarded(endpoint)
     return [
         Route(path, _dispatch(handlers), methods=list(handlers))
         for path, handlers in by_path.items()

@@ -73,3 +73,15 @@ def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_example_config_is_valid_and_matches_defaults() -> None:
     example = Path(__file__).resolve().parents[2] / "config.example.yaml"
     assert load_config(example) == load_config()
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"REGISTRY_AUTH_MODE": "ldap"}, "auth.mode: must be one of none, htpasswd"),
+        ({"REGISTRY_AUTH_MODE": "htpasswd"}, "auth.htpasswd.path: required"),
+    ],
+)
+def test_bad_auth_configuration_names_the_key(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, environ)

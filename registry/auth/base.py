@@ -1,0 +1,56 @@
+"""The Authorizer protocol: given a request and the access its route needs, admit or refuse.
+
+Routes declare what they need (`routes.py`); handlers never look at users themselves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from starlette.requests import Request
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """One grant in Docker scope terms: `repository:team/app:pull,push`, `registry:catalog:*`."""
+
+    type: str
+    name: str
+    actions: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.name}:{','.join(self.actions)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: str | None  # None: anonymous
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user is None
+
+
+ANONYMOUS = Identity(None)
+
+
+class Authorizer(Protocol):
+    async def authorize(
+        self, request: Request, needed: list[Access], *, login: bool = False
+    ) -> Identity:
+        """The caller's identity if it may do all of `needed`; raises RegistryError otherwise.
+
+        `login` marks the API probe `GET /v2/`, which must challenge callers without
+        credentials whenever authentication is on (so `docker login` checks passwords).
+        """
+        ...
+
+
+class OpenAuthorizer:
+    """auth.mode: none — everyone may do everything."""
+
+    async def authorize(
+        self, request: Request, needed: list[Access], *, login: bool = False
+    ) -> Identity:
+        return ANONYMOUS

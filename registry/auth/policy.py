@@ -1,0 +1,11 @@
+"""Which identity may do what. The default: authenticated users may do everything,
+anonymous callers nothing."""
+
+from __future__ import annotations
+
+from registry.auth.base import Access, Identity
+
+
+class Policy:
+    def allows(self, identity: Identity, needed: list[Access]) -> bool:
+        return not identity.anonymous
