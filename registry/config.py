@@ -27,9 +27,16 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    certificate: str = ""
+    key: str = ""
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     addr: str = "127.0.0.1:5000"
     workers: int = 1
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
     @property
     def host(self) -> str:
@@ -155,6 +162,13 @@ def _select_driver(config: Config) -> Config:
         raise ConfigError(f"http.addr: expected host:port, got {config.http.addr!r}")
     if config.http.workers < 1:
         raise ConfigError("http.workers: must be at least 1")
+    tls = config.http.tls
+    if bool(tls.certificate) != bool(tls.key):
+        raise ConfigError("http.tls: certificate and key must be given together")
+    for key in ("certificate", "key"):
+        path = getattr(tls, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"http.tls.{key}: no such file {path}")
     if config.auth.mode not in AUTH_MODES:
         raise ConfigError(f"auth.mode: must be one of {', '.join(AUTH_MODES)}")
     if config.auth.mode == "htpasswd" and not config.auth.htpasswd.path:

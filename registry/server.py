@@ -28,6 +28,8 @@ def serve(config: Config, config_path: str | None) -> int:
         "access_log": config.log.access_log,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
         "server_header": False,
+        "ssl_certfile": config.http.tls.certificate or None,
+        "ssl_keyfile": config.http.tls.key or None,
         "proxy_headers": False,
     }
     if config.http.workers > 1:

@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -41,14 +42,17 @@ def free_port() -> int:
 
 
 def wait_for_http(
-    url: str, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None
+    url: str,
+    timeout: float = 20.0,
+    process: subprocess.Popen[bytes] | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
         try:
-            httpx.get(url, timeout=1.0)
+            httpx.get(url, timeout=1.0, verify=verify)
             return
         except httpx.TransportError:
             time.sleep(0.05)
@@ -188,6 +192,7 @@ def run_registry(
     extra_env: dict[str, str] | None = None,
     config_file: Path | None = None,
     backend: Backend = FILESYSTEM,
+    tls_ca: Path | None = None,
 ) -> Iterator[RunningRegistry]:
     """A `registry serve` process on a free port, storing on `backend` (see the module doc)."""
     port = free_port()
@@ -205,10 +210,11 @@ def run_registry(
     log_path = data_dir / f"registry-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
     try:
         try:
-            wait_for_http(url + "/healthz", process=process)
+            verify = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else True
+            wait_for_http(url + "/healthz", process=process, verify=verify)
         except (RuntimeError, TimeoutError) as exc:
             raise RuntimeError(f"{exc}; its log:\n{log_path.read_text(errors='replace')}") from None
         yield RunningRegistry(url, f"127.0.0.1:{port}", data_dir, backend, process, log_path)

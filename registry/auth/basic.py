@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
+from collections import deque
 
 import anyio.to_thread
 from starlette.requests import Request
@@ -34,11 +36,49 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     return (user, password) if user or password else None
 
 
+FAILED_LOGIN_LIMIT = 10
+FAILED_LOGIN_WINDOW_SECONDS = 60.0
+MAX_TRACKED_SOURCES = 10_000
+
+
+class FailedLogins:
+    """Failed logins per source address within a sliding window (kept per process)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, source: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(source, deque())
+        while failures and failures[0] <= now - self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, source: str) -> int:
+        """Seconds the source must wait, or 0 if it may try now."""
+        now = time.monotonic()
+        failures = self._recent(source, now)
+        if len(failures) < self.limit:
+            if not failures:
+                self._failures.pop(source, None)
+            return 0
+        return max(1, int(failures[0] + self.window - now) + 1)
+
+    def record(self, source: str) -> None:
+        now = time.monotonic()
+        if len(self._failures) > MAX_TRACKED_SOURCES:  # bound memory under a spray of sources
+            for other in list(self._failures):
+                if not self._recent(other, now):
+                    del self._failures[other]
+        self._recent(source, now).append(now)
+
+
 class BasicAuthorizer:
     def __init__(self, users: HtpasswdUsers, policy: Policy, realm: str) -> None:
         self.users = users
         self.policy = policy
         self.realm = realm
+        self.failed_logins = FailedLogins(FAILED_LOGIN_LIMIT, FAILED_LOGIN_WINDOW_SECONDS)
 
     def _challenge(self, message: str) -> RegistryError:
         return RegistryError(
@@ -54,8 +94,16 @@ class BasicAuthorizer:
         identity = ANONYMOUS
         if credentials is not None:
             user, password = credentials
+            source = request.client.host if request.client else "?"
+            wait = self.failed_logins.retry_after(source)
+            if wait:
+                raise RegistryError(
+                    ErrorCode.TOOMANYREQUESTS,
+                    f"too many failed logins from {source}; retry in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
             if not await anyio.to_thread.run_sync(self.users.check, user, password):
-                source = request.client.host if request.client else "?"
+                self.failed_logins.record(source)
                 log.warning("failed login for user %r from %s", user, source)
                 raise self._challenge("invalid username or password")
             identity = Identity(user)

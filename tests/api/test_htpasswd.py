@@ -117,3 +117,13 @@ def test_non_bcrypt_entries_stop_the_registry_at_start(tmp_path: Path) -> None:
         f"registry: configuration error: htpasswd file {htpasswd}: user 'carol' does not have "
         "a bcrypt hash (create entries with `registry user add` or `htpasswd -B`)"
     ]
+
+
+def test_repeated_failed_logins_are_rate_limited_per_source(tmp_path: Path) -> None:
+    add_user(tmp_path / "htpasswd", "alice", PASSWORD)
+    with run_registry(tmp_path, htpasswd_env(tmp_path / "htpasswd")) as server:
+        for _ in range(10):
+            assert httpx.get(server.url + "/v2/", auth=("alice", "guess")).status_code == 401
+        limited = httpx.get(server.url + "/v2/", auth=("alice", PASSWORD))
+        assert limited.status_code == 429 and error_codes(limited) == ["TOOMANYREQUESTS"]
+        assert 1 <= int(limited.headers["retry-after"]) <= 61

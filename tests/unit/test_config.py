@@ -80,8 +80,15 @@ def test_example_config_is_valid_and_matches_defaults() -> None:
     [
         ({"REGISTRY_AUTH_MODE": "ldap"}, "auth.mode: must be one of none, htpasswd"),
         ({"REGISTRY_AUTH_MODE": "htpasswd"}, "auth.htpasswd.path: required"),
+        ({"REGISTRY_HTTP_TLS_CERTIFICATE": "/etc/hostname"}, "http.tls: certificate and key"),
+        (
+            {"REGISTRY_HTTP_TLS_CERTIFICATE": "/nonexistent.pem", "REGISTRY_HTTP_TLS_KEY": "/k"},
+            "http.tls.certificate: no such file",
+        ),
     ],
 )
-def test_bad_auth_configuration_names_the_key(environ: dict[str, str], message: str) -> None:
+def test_bad_auth_and_tls_configuration_names_the_key(
+    environ: dict[str, str], message: str
+) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(None, environ)
