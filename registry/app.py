@@ -22,6 +22,7 @@ from registry.auth.base import Authorizer, OpenAuthorizer
 from registry.auth.basic import BasicAuthorizer
 from registry.auth.htpasswd import HtpasswdUsers
 from registry.auth.policy import Policy
+from registry.auth.token import BearerAuthorizer, TokenAuthority, TokenSettings
 from registry.config import Config
 from registry.errors import ErrorCode, RegistryError
 from registry.routes import build_routes
@@ -43,11 +44,25 @@ def open_storage(config: Config) -> Storage:
     return FilesystemStorage(config.storage.filesystem.root)
 
 
-def open_authorizer(config: Config) -> Authorizer:
+def open_authorizer(config: Config, storage: Storage) -> Authorizer:
+    if config.auth.mode == "none":
+        return OpenAuthorizer()
+    users = HtpasswdUsers(config.auth.htpasswd.path)
+    basic = BasicAuthorizer(users, Policy(), config.auth.realm)
     if config.auth.mode == "htpasswd":
-        users = HtpasswdUsers(config.auth.htpasswd.path)
-        return BasicAuthorizer(users, Policy(), config.auth.realm)
-    return OpenAuthorizer()
+        return basic
+    settings = config.auth.token
+    authority = TokenAuthority(
+        TokenSettings(
+            issuer=settings.issuer,
+            service=settings.service,
+            realm=settings.realm,
+            expires_in=settings.expires_in_seconds,
+            key_file=settings.key_file,
+        ),
+        storage,
+    )
+    return BearerAuthorizer(authority, basic)
 
 
 def error_response(error: RegistryError) -> Response:
@@ -148,9 +163,10 @@ async def _purge_uploads_periodically(registry: Registry, max_age: float) -> Non
 
 
 def create_app(config: Config, storage: Storage | None = None) -> Starlette:
+    backend = storage or open_storage(config)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        backend = storage or open_storage(config)
         s3 = config.storage.s3
         registry = Registry(
             backend,
@@ -179,7 +195,7 @@ def create_app(config: Config, storage: Storage | None = None) -> Starlette:
             Exception: _unexpected,
         },
     )
-    app.state.authorizer = open_authorizer(config)
+    app.state.authorizer = open_authorizer(config, backend)
     router = app.router
     assert isinstance(router, Router)
     router.redirect_slashes = False

@@ -39,9 +39,10 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, os.environ)
         if args.command == "user":
             return _add_user(config, args)
-        from registry.app import open_authorizer
+        from registry.auth.htpasswd import HtpasswdUsers
 
-        open_authorizer(config)  # an unusable htpasswd file stops us here, in one line
+        if config.auth.mode != "none":  # an unusable htpasswd file stops us here, in one line
+            HtpasswdUsers(config.auth.htpasswd.path)
     except (ConfigError, HtpasswdError) as exc:
         print(f"registry: configuration error: {exc}", file=sys.stderr)
         return 2

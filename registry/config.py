@@ -105,13 +105,23 @@ class HtpasswdConfig:
 
 
 @dataclass(frozen=True)
+class TokenConfig:
+    realm: str = ""
+    service: str = "registry"
+    issuer: str = "registry"
+    expires_in_seconds: int = 300
+    key_file: str = ""
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     mode: str = "none"
     realm: str = "registry"
     htpasswd: HtpasswdConfig = field(default_factory=HtpasswdConfig)
+    token: TokenConfig = field(default_factory=TokenConfig)
 
 
-AUTH_MODES = ("none", "htpasswd")
+AUTH_MODES = ("none", "htpasswd", "token")
 
 
 @dataclass(frozen=True)
@@ -171,8 +181,10 @@ def _select_driver(config: Config) -> Config:
             raise ConfigError(f"http.tls.{key}: no such file {path}")
     if config.auth.mode not in AUTH_MODES:
         raise ConfigError(f"auth.mode: must be one of {', '.join(AUTH_MODES)}")
-    if config.auth.mode == "htpasswd" and not config.auth.htpasswd.path:
-        raise ConfigError("auth.htpasswd.path: required when auth.mode is htpasswd")
+    if config.auth.mode != "none" and not config.auth.htpasswd.path:
+        raise ConfigError(f"auth.htpasswd.path: required when auth.mode is {config.auth.mode}")
+    if config.auth.token.expires_in_seconds < 60:
+        raise ConfigError("auth.token.expires_in_seconds: must be at least 60")
     if config.storage.s3 is not None:
         storage = dataclasses.replace(config.storage, s3=_check_s3(config.storage.s3))
         config = dataclasses.replace(config, storage=storage)

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from registry import auth
-from registry.api import blobs, listing, manifests, uploads
+from registry.api import blobs, listing, manifests, token, uploads
 from registry.api.base import registry_of
 from registry.service import check_name
 from registry.storage.base import StorageError
@@ -54,6 +54,8 @@ _REPO = "/v2/{name:path}"
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/healthz", ("GET",), healthz, "none"),
     Endpoint("/readyz", ("GET",), readyz, "none"),
+    Endpoint("/token", ("GET",), token.get_token, "none"),
+    Endpoint("/token", ("POST",), token.post_token, "none"),
     Endpoint("/v2/", ("GET",), api_version, "login"),
     Endpoint("/v2/_catalog", ("GET",), listing.catalog, "catalog"),
     Endpoint(_REPO + "/tags/list", ("GET",), listing.list_tags, "pull"),

@@ -87,26 +87,34 @@ class BasicAuthorizer:
             headers={"WWW-Authenticate": f'Basic realm="{self.realm}", charset="UTF-8"'},
         )
 
+    async def authenticate(self, request: Request) -> Identity:
+        """Who the Basic credentials name: anonymous without any; 401 when they are wrong,
+        429 while the caller's address has failed too often."""
+        credentials = basic_credentials(request)
+        if credentials is None:
+            return ANONYMOUS
+        return await self.check(request, *credentials)
+
+    async def check(self, request: Request, user: str, password: str) -> Identity:
+        """The identity of a user whose password is right (401/429 otherwise)."""
+        source = request.client.host if request.client else "?"
+        wait = self.failed_logins.retry_after(source)
+        if wait:
+            raise RegistryError(
+                ErrorCode.TOOMANYREQUESTS,
+                f"too many failed logins from {source}; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        if not await anyio.to_thread.run_sync(self.users.check, user, password):
+            self.failed_logins.record(source)
+            log.warning("failed login for user %r from %s", user, source)
+            raise self._challenge("invalid username or password")
+        return Identity(user)
+
     async def authorize(
         self, request: Request, needed: list[Access], *, login: bool = False
     ) -> Identity:
-        credentials = basic_credentials(request)
-        identity = ANONYMOUS
-        if credentials is not None:
-            user, password = credentials
-            source = request.client.host if request.client else "?"
-            wait = self.failed_logins.retry_after(source)
-            if wait:
-                raise RegistryError(
-                    ErrorCode.TOOMANYREQUESTS,
-                    f"too many failed logins from {source}; retry in {wait} s",
-                    headers={"Retry-After": str(wait)},
-                )
-            if not await anyio.to_thread.run_sync(self.users.check, user, password):
-                self.failed_logins.record(source)
-                log.warning("failed login for user %r from %s", user, source)
-                raise self._challenge("invalid username or password")
-            identity = Identity(user)
+        identity = await self.authenticate(request)
         if identity.anonymous and (login or not self.policy.allows(identity, needed)):
             raise self._challenge("authentication required")
         if not self.policy.allows(identity, needed):

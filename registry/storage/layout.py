@@ -10,6 +10,7 @@
     catalog/<name, "/" and digits shifted: see below>   marker: the repository exists
     uploads/<uuid>/state                                upload session state (JSON)
     uploads/<uuid>/parts/<offset>-<nonce>               received bytes, one object per chunk
+    secrets/token-signing-key.pem                       generated token key, shared by replicas
 
 Reserved segments start with `_`, which no repository-name component can, so a repository
 called `a/_tags` cannot exist and names never collide with internals. Tags and the catalog are
@@ -44,6 +45,7 @@ from __future__ import annotations
 from registry.digest import Digest
 
 CATALOG_PREFIX = "catalog/"
+TOKEN_SIGNING_KEY = "secrets/token-signing-key.pem"
 UPLOADS_PREFIX = "uploads/"
 
 

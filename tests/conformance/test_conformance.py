@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import PROJECT_ROOT, Backend, run_registry
+from tests.api.test_htpasswd import PASSWORD, add_user
+from tests.harness import FILESYSTEM, PROJECT_ROOT, Backend, run_registry
 
 SUITE = PROJECT_ROOT / ".tools" / "bin" / "conformance-main"
 REPORTS = PROJECT_ROOT / "reports" / "conformance-main"
@@ -31,12 +32,17 @@ def _count(junit: Path) -> dict[str, int]:
     return totals
 
 
-@pytest.mark.conformance
-def test_oci_conformance_suite_passes_with_zero_failures(tmp_path: Path, backend: Backend) -> None:
+def run_suite(
+    tmp_path: Path,
+    backend: Backend,
+    report_name: str,
+    registry_env: dict[str, str] | None = None,
+    suite_env: dict[str, str] | None = None,
+) -> None:
     assert SUITE.exists(), f"{SUITE} is missing: run scripts/install-test-deps.sh"
     results = tmp_path / "results"
-    reports = REPORTS / backend.name
-    with run_registry(tmp_path, backend=backend) as server:
+    reports = REPORTS / report_name
+    with run_registry(tmp_path, registry_env, backend=backend) as server:
         env = {
             **os.environ,
             "OCI_REGISTRY": server.host,
@@ -49,6 +55,7 @@ def test_oci_conformance_suite_passes_with_zero_failures(tmp_path: Path, backend
             "OCI_API_BLOBS_UPLOAD_CANCEL": "true",
             "OCI_API_BLOBS_DIGEST_HEADER": "true",
             "OCI_API_MANIFESTS_DIGEST_HEADER": "true",
+            **(suite_env or {}),
         }
         run = subprocess.run(
             [str(SUITE)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
@@ -62,3 +69,20 @@ def test_oci_conformance_suite_passes_with_zero_failures(tmp_path: Path, backend
     assert totals["tests"] > 0, f"the suite ran no test: {summary}"
     assert totals["failures"] == 0 and totals["errors"] == 0, summary
     assert run.returncode == 0, summary
+
+
+@pytest.mark.conformance
+def test_oci_conformance_suite_passes_with_zero_failures(tmp_path: Path, backend: Backend) -> None:
+    run_suite(tmp_path, backend, backend.name)
+
+
+@pytest.mark.conformance
+def test_oci_conformance_suite_passes_with_token_authentication(tmp_path: Path) -> None:
+    add_user(tmp_path / "htpasswd", "conformance", PASSWORD)
+    run_suite(
+        tmp_path,
+        FILESYSTEM,
+        "token-auth",
+        {"REGISTRY_AUTH_MODE": "token", "REGISTRY_AUTH_HTPASSWD_PATH": str(tmp_path / "htpasswd")},
+        {"OCI_USERNAME": "conformance", "OCI_PASSWORD": PASSWORD},
+    )

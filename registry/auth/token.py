@@ -1,0 +1,146 @@
+"""auth.mode: token — Docker token authentication with our own token service.
+
+The service (`GET`/`POST /token`) checks htpasswd credentials and issues JWTs granting the
+asked scopes that the policy allows; the registry verifies them on every request and
+challenges with `Bearer realm=..,service=..,scope=..` when a token is missing or too small.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import jwt
+from starlette.requests import Request
+
+from registry.auth.base import ANONYMOUS, Access, Identity
+from registry.auth.basic import BasicAuthorizer
+from registry.auth.keys import SigningKey, load_or_create
+from registry.auth.scopes import covers, from_claim, to_claim
+from registry.errors import ErrorCode, RegistryError
+from registry.storage.base import Storage
+
+LEEWAY_SECONDS = 60
+REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    issuer: str
+    service: str
+    realm: str  # absolute URL; empty: built from the request
+    expires_in: int
+    key_file: str
+
+
+class TokenAuthority:
+    """Issues and verifies tokens with the shared signing key (loaded on first use)."""
+
+    def __init__(self, settings: TokenSettings, storage: Storage) -> None:
+        self.settings = settings
+        self._storage = storage
+        self._key: SigningKey | None = None
+        self._lock = anyio.Lock()
+
+    async def key(self) -> SigningKey:
+        if self._key is None:
+            async with self._lock:
+                if self._key is None:
+                    self._key = await load_or_create(self._storage, self.settings.key_file)
+        return self._key
+
+    async def issue(self, subject: str, access: list[Access]) -> tuple[str, int]:
+        key = await self.key()
+        now = int(time.time())
+        claims = {
+            "iss": self.settings.issuer,
+            "sub": subject,
+            "aud": self.settings.service,
+            "iat": now,
+            "nbf": now - 1,
+            "exp": now + self.settings.expires_in,
+            "jti": secrets.token_hex(16),
+            "access": to_claim(access),
+        }
+        token = jwt.encode(claims, key.private, key.algorithm, headers={"kid": key.kid})
+        return token, now
+
+    async def issue_refresh_token(self, subject: str) -> str:
+        key = await self.key()
+        now = int(time.time())
+        claims = {
+            "iss": self.settings.issuer,
+            "sub": subject,
+            "aud": f"{self.settings.service}#refresh",
+            "iat": now,
+            "exp": now + REFRESH_TOKEN_SECONDS,
+            "jti": secrets.token_hex(16),
+        }
+        return jwt.encode(claims, key.private, key.algorithm, headers={"kid": key.kid})
+
+    async def verify(self, token: str, *, refresh: bool = False) -> dict[str, Any]:
+        """The claims of a valid token; raises jwt.InvalidTokenError otherwise."""
+        key = await self.key()
+        audience = self.settings.service + ("#refresh" if refresh else "")
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.public,
+            algorithms=[key.algorithm],
+            audience=audience,
+            issuer=self.settings.issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "iss", "aud"]},
+        )
+        return claims
+
+
+class BearerAuthorizer:
+    """Admits requests carrying a token that grants what the route needs."""
+
+    def __init__(self, authority: TokenAuthority, basic: BasicAuthorizer) -> None:
+        self.authority = authority
+        self.basic = basic  # Basic credentials are accepted too (curl and CI scripts)
+
+    def realm(self, request: Request) -> str:
+        return self.authority.settings.realm or str(request.base_url).rstrip("/") + "/token"
+
+    def _challenge(
+        self, request: Request, needed: list[Access], error: str | None, message: str
+    ) -> RegistryError:
+        parts = [
+            f'realm="{self.realm(request)}"',
+            f'service="{self.authority.settings.service}"',
+        ]
+        if needed:
+            parts.append(f'scope="{" ".join(str(a) for a in needed)}"')
+        if error:
+            parts.append(f'error="{error}"')
+        return RegistryError(
+            ErrorCode.UNAUTHORIZED,
+            message,
+            detail=[str(a) for a in needed] or None,
+            headers={"WWW-Authenticate": "Bearer " + ",".join(parts)},
+        )
+
+    async def authorize(
+        self, request: Request, needed: list[Access], *, login: bool = False
+    ) -> Identity:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic" and token.strip():
+            return await self.basic.authorize(request, needed, login=login)
+        if scheme.lower() != "bearer" or not token.strip():
+            raise self._challenge(request, needed, None, "authentication required")
+        try:
+            claims = await self.authority.verify(token.strip())
+        except jwt.InvalidTokenError as exc:
+            raise self._challenge(request, needed, "invalid_token", str(exc)) from None
+        granted = from_claim(claims.get("access"))
+        if not all(covers(granted, access) for access in needed):
+            raise self._challenge(
+                request, needed, "insufficient_scope", "the token does not grant this access"
+            )
+        subject = claims.get("sub") or None
+        return Identity(str(subject)) if subject else ANONYMOUS
