@@ -48,7 +48,7 @@ def open_authorizer(config: Config, storage: Storage) -> Authorizer:
     if config.auth.mode == "none":
         return OpenAuthorizer()
     users = HtpasswdUsers(config.auth.htpasswd.path)
-    basic = BasicAuthorizer(users, Policy(), config.auth.realm)
+    basic = BasicAuthorizer(users, Policy(config.auth.policy), config.auth.realm)
     if config.auth.mode == "htpasswd":
         return basic
     settings = config.auth.token

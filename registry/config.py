@@ -114,11 +114,35 @@ class TokenConfig:
 
 
 @dataclass(frozen=True)
+class PolicyRule:
+    repositories: tuple[str, ...] = ()
+    principals: tuple[str, ...] = ()
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    name: str = ""
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    groups: tuple[GroupConfig, ...] = ()
+    rules: tuple[PolicyRule, ...] = ()
+    catalog: tuple[str, ...] = ("authenticated",)
+
+
+POLICY_ACTIONS = ("pull", "push", "delete", "*")
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     mode: str = "none"
     realm: str = "registry"
     htpasswd: HtpasswdConfig = field(default_factory=HtpasswdConfig)
     token: TokenConfig = field(default_factory=TokenConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
 AUTH_MODES = ("none", "htpasswd", "token")
@@ -183,6 +207,13 @@ def _select_driver(config: Config) -> Config:
         raise ConfigError(f"auth.mode: must be one of {', '.join(AUTH_MODES)}")
     if config.auth.mode != "none" and not config.auth.htpasswd.path:
         raise ConfigError(f"auth.htpasswd.path: required when auth.mode is {config.auth.mode}")
+    for index, rule in enumerate(config.auth.policy.rules):
+        where = f"auth.policy.rules[{index}]"
+        if not rule.repositories or not rule.principals or not rule.actions:
+            raise ConfigError(f"{where}: needs repositories, principals and actions")
+        unknown = set(rule.actions) - set(POLICY_ACTIONS)
+        if unknown:
+            raise ConfigError(f"{where}.actions: unknown {', '.join(sorted(unknown))}")
     if config.auth.token.expires_in_seconds < 60:
         raise ConfigError("auth.token.expires_in_seconds: must be at least 60")
     if config.storage.s3 is not None:
@@ -276,9 +307,20 @@ def _build(cls: type[C], raw: Any, where: str) -> C:
     values: dict[str, Any] = {}
     for name, value in raw.items():
         key = f"{where}.{name}" if where else name
-        section = _section_type(hints[name])
-        values[name] = _build(section, value, key) if section else _coerce(hints[name], value, key)
+        values[name] = _value(hints[name], value, key)
     return cls(**values)
+
+
+def _value(hint: Any, value: Any, key: str) -> Any:
+    section = _section_type(hint)
+    if section is not None:
+        return _build(section, value, key)
+    if typing.get_origin(hint) is tuple:  # tuple[X, ...]: a YAML list
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list")
+        item = typing.get_args(hint)[0]
+        return tuple(_value(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    return _coerce(hint, value, key)
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:

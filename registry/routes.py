@@ -94,7 +94,7 @@ def _guarded(endpoint: Endpoint) -> Handler:
             check_name(name)
         if access != "none":
             authorizer: auth.Authorizer = request.app.state.authorizer
-            await authorizer.authorize(
+            request.state.identity = await authorizer.authorize(
                 request, needed_access(access, name), login=access == "login"
             )
         return await handler(request)

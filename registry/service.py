@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,10 +76,18 @@ class Registry:
             return False
         return True
 
-    async def catalog(self, n: int, last: str | None) -> Page:
+    async def catalog(
+        self, n: int, last: str | None, visible: Callable[[str], bool] = lambda _: True
+    ) -> Page:
+        """Up to n repository names after `last` that `visible` accepts, in byte order."""
         start_after = layout.catalog_entry(last) if last else None
-        keys = await self.storage.list(layout.CATALOG_PREFIX, start_after, n + 1)
-        names = [layout.name_of_catalog_entry(k) for k in keys]
+        names: list[str] = []
+        while len(names) <= n:
+            keys = await self.storage.list(layout.CATALOG_PREFIX, start_after, n + 1)
+            names += [name for name in map(layout.name_of_catalog_entry, keys) if visible(name)]
+            if len(keys) <= n:
+                break
+            start_after = keys[-1]
         return Page(names[:n], len(names) > n)
 
     # -- blobs -------------------------------------------------------------------------------

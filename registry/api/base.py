@@ -8,6 +8,7 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import Response
 
+from registry.auth.base import Access, Authorizer
 from registry.digest import Digest, InvalidDigest
 from registry.errors import ErrorCode, RegistryError
 from registry.service import Registry
@@ -67,3 +68,9 @@ def page_params(request: Request) -> tuple[int, str | None]:
 
 def next_link(path: str, n: int, last: str) -> str:
     return f'<{path}?n={n}&last={quote(last, safe="")}>; rel="next"'
+
+
+def may_pull(request: Request, name: str) -> bool:
+    """Whether the admitted caller may pull `name` (for catalogs and mount sources)."""
+    authorizer: Authorizer = request.app.state.authorizer
+    return authorizer.may(request.state.identity, Access("repository", name, ("pull",)))

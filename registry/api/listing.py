@@ -8,7 +8,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.base import JSON, name_of, next_link, page_params, parse_digest_or, registry_of
+from registry.api.base import (
+    JSON,
+    may_pull,
+    name_of,
+    next_link,
+    page_params,
+    parse_digest_or,
+    registry_of,
+)
 from registry.errors import ErrorCode
 from registry.manifest import OCI_INDEX
 
@@ -30,7 +38,7 @@ async def list_tags(request: Request) -> Response:
 
 async def catalog(request: Request) -> Response:
     n, last = page_params(request)
-    page = await registry_of(request).catalog(n, last)
+    page = await registry_of(request).catalog(n, last, lambda name: may_pull(request, name))
     headers = {}
     if page.more and page.items:
         headers["Link"] = next_link("/v2/_catalog", n, page.items[-1])

@@ -7,7 +7,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.base import empty, int_header, name_of, registry_of
+from registry.api.base import empty, int_header, may_pull, name_of, registry_of
 from registry.digest import Digest, InvalidDigest
 from registry.errors import ErrorCode, RegistryError
 from registry.uploads import RangeNotSatisfiable, Session, expected_length, progress_headers
@@ -50,7 +50,7 @@ def _has_body(request: Request) -> bool:
 async def start_upload(request: Request) -> Response:
     registry, name = registry_of(request), name_of(request)
     mount, source = request.query_params.get("mount"), request.query_params.get("from")
-    if mount and source:
+    if mount and source and may_pull(request, source):
         try:
             digest = Digest.parse(mount)
         except InvalidDigest:

@@ -46,9 +46,17 @@ class Authorizer(Protocol):
         """
         ...
 
+    def may(self, identity: Identity, access: Access) -> bool:
+        """Whether policy lets an admitted identity do something beyond the route's own
+        needs (list a repository in the catalog, mount from another repository)."""
+        ...
+
 
 class OpenAuthorizer:
     """auth.mode: none — everyone may do everything."""
+
+    def may(self, identity: Identity, access: Access) -> bool:
+        return True
 
     async def authorize(
         self, request: Request, needed: list[Access], *, login: bool = False

@@ -87,6 +87,9 @@ class BasicAuthorizer:
             headers={"WWW-Authenticate": f'Basic realm="{self.realm}", charset="UTF-8"'},
         )
 
+    def may(self, identity: Identity, access: Access) -> bool:
+        return self.policy.allows(identity, [access])
+
     async def authenticate(self, request: Request) -> Identity:
         """Who the Basic credentials name: anonymous without any; 401 when they are wrong,
         429 while the caller's address has failed too often."""

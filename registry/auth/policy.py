@@ -1,15 +1,94 @@
-"""Which identity may do what. The default: authenticated users may do everything,
-anonymous callers nothing."""
+"""Which identity may do what, from `auth.policy` rules.
+
+Without rules, authenticated users may pull, push and delete everywhere and anonymous
+callers nothing. With rules, a repository action is allowed when some rule names the
+repository (`*` matches within one path component, `**` across components), the caller
+(a user name, `group:NAME`, `authenticated` or `anonymous`) and the action (`*`: all).
+Listing the catalog (`registry:catalog:*`) is for the principals in `auth.policy.catalog`.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from registry.auth.base import Access, Identity
+from registry.config import PolicyConfig
+
+ALL_ACTIONS = ("pull", "push", "delete")
+
+
+def _pattern(glob: str) -> re.Pattern[str]:
+    parts = re.split(r"(\*\*|\*)", glob)
+    regex = "".join(
+        ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part) for part in parts
+    )
+    return re.compile(regex)
+
+
+@dataclass(frozen=True)
+class _Rule:
+    repositories: tuple[re.Pattern[str], ...]
+    principals: frozenset[str]
+    actions: frozenset[str]
 
 
 class Policy:
+    def __init__(self, config: PolicyConfig | None = None) -> None:
+        config = config or PolicyConfig()
+        self._rules = [
+            _Rule(
+                tuple(_pattern(p) for p in rule.repositories),
+                frozenset(rule.principals),
+                frozenset(ALL_ACTIONS if "*" in rule.actions else rule.actions),
+            )
+            for rule in config.rules
+        ]
+        self._groups: dict[str, set[str]] = {}
+        for group in config.groups:
+            for member in group.members:
+                self._groups.setdefault(member, set()).add(f"group:{group.name}")
+        self._catalog = frozenset(config.catalog)
+
+    def _principals(self, identity: Identity) -> set[str]:
+        if identity.anonymous:
+            return {"anonymous"}
+        user = identity.user or ""
+        return {"authenticated", user, *self._groups.get(user, ())}
+
+    def permitted(self, identity: Identity, access: Access) -> set[str]:
+        """The actions of `access` the identity may do."""
+        principals = self._principals(identity)
+        if access.type == "registry" and access.name == "catalog":
+            return set(access.actions) if principals & self._catalog else set()
+        if access.type != "repository":
+            return set()
+        if not self._rules:
+            return set() if identity.anonymous else set(ALL_ACTIONS) | {"*"}
+        actions: set[str] = set()
+        for rule in self._rules:
+            if rule.principals & principals and any(
+                p.fullmatch(access.name) for p in rule.repositories
+            ):
+                actions |= rule.actions
+        return actions
+
     def allows(self, identity: Identity, needed: list[Access]) -> bool:
-        return not identity.anonymous
+        for access in needed:
+            permitted = self.permitted(identity, access)
+            wanted = set(ALL_ACTIONS) if "*" in access.actions else set(access.actions)
+            if access.type == "registry":
+                wanted = set(access.actions)
+            if not wanted <= permitted:
+                return False
+        return True
 
     def grant(self, identity: Identity, asked: list[Access]) -> list[Access]:
-        """What a token may carry: the asked access the identity is allowed, never more."""
-        return [access for access in asked if self.allows(identity, [access])]
+        """What a token may carry: the asked actions the identity is allowed, never more."""
+        granted = []
+        for access in asked:
+            permitted = self.permitted(identity, access)
+            actions = tuple(a for a in access.actions if a in permitted)
+            if actions:
+                granted.append(Access(access.type, access.name, actions))
+        return granted

@@ -104,6 +104,9 @@ class BearerAuthorizer:
         self.authority = authority
         self.basic = basic  # Basic credentials are accepted too (curl and CI scripts)
 
+    def may(self, identity: Identity, access: Access) -> bool:
+        return self.basic.may(identity, access)
+
     def realm(self, request: Request) -> str:
         return self.authority.settings.realm or str(request.base_url).rstrip("/") + "/token"
 
