@@ -36,6 +36,7 @@ class TlsConfig:
 class HttpConfig:
     addr: str = "127.0.0.1:5000"
     workers: int = 1
+    external_url: str = ""
     tls: TlsConfig = field(default_factory=TlsConfig)
 
     @property
@@ -105,12 +106,21 @@ class HtpasswdConfig:
 
 
 @dataclass(frozen=True)
+class TrustedIssuer:
+    issuer: str = ""
+    jwks_file: str = ""
+    jwks_url: str = ""
+    certificate: str = ""
+
+
+@dataclass(frozen=True)
 class TokenConfig:
     realm: str = ""
     service: str = "registry"
     issuer: str = "registry"
     expires_in_seconds: int = 300
     key_file: str = ""
+    trusted: tuple[TrustedIssuer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,6 +224,13 @@ def _select_driver(config: Config) -> Config:
         unknown = set(rule.actions) - set(POLICY_ACTIONS)
         if unknown:
             raise ConfigError(f"{where}.actions: unknown {', '.join(sorted(unknown))}")
+    for index, trusted in enumerate(config.auth.token.trusted):
+        sources = [trusted.jwks_file, trusted.jwks_url, trusted.certificate]
+        if not trusted.issuer or sum(bool(source) for source in sources) != 1:
+            raise ConfigError(
+                f"auth.token.trusted[{index}]: needs issuer and one of jwks_file, jwks_url, "
+                "certificate"
+            )
     if config.auth.token.expires_in_seconds < 60:
         raise ConfigError("auth.token.expires_in_seconds: must be at least 60")
     if config.storage.s3 is not None:

@@ -56,6 +56,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/readyz", ("GET",), readyz, "none"),
     Endpoint("/token", ("GET",), token.get_token, "none"),
     Endpoint("/token", ("POST",), token.post_token, "none"),
+    Endpoint("/token/jwks.json", ("GET",), token.jwks, "none"),
     Endpoint("/v2/", ("GET",), api_version, "login"),
     Endpoint("/v2/_catalog", ("GET",), listing.catalog, "catalog"),
     Endpoint(_REPO + "/tags/list", ("GET",), listing.list_tags, "pull"),

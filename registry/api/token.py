@@ -82,3 +82,7 @@ async def post_token(request: Request) -> Response:
         )
     refresh = form.get("access_type") == "offline"
     return await _answer(service, identity, asked, refresh=refresh, oauth=True)
+
+
+async def jwks(request: Request) -> Response:
+    return JSONResponse(await _service(request).authority.jwks())

@@ -7,6 +7,7 @@ challenges with `Bearer realm=..,service=..,scope=..` when a token is missing or
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from registry.auth.base import ANONYMOUS, Access, Identity
 from registry.auth.basic import BasicAuthorizer
 from registry.auth.keys import SigningKey, load_or_create
 from registry.auth.scopes import covers, from_claim, to_claim
+from registry.auth.trust import IssuerKeys
+from registry.config import TrustedIssuer
 from registry.errors import ErrorCode, RegistryError
 from registry.storage.base import Storage
 
@@ -31,9 +34,11 @@ REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
 class TokenSettings:
     issuer: str
     service: str
-    realm: str  # absolute URL; empty: built from the request
+    realm: str  # absolute URL; empty: built from the external URL or the request
     expires_in: int
     key_file: str
+    external_url: str = ""
+    trusted: tuple[TrustedIssuer, ...] = ()
 
 
 class TokenAuthority:
@@ -42,6 +47,7 @@ class TokenAuthority:
     def __init__(self, settings: TokenSettings, storage: Storage) -> None:
         self.settings = settings
         self._storage = storage
+        self._trusted = {t.issuer: IssuerKeys(t) for t in settings.trusted}
         self._key: SigningKey | None = None
         self._lock = anyio.Lock()
 
@@ -82,19 +88,41 @@ class TokenAuthority:
         return jwt.encode(claims, key.private, key.algorithm, headers={"kid": key.kid})
 
     async def verify(self, token: str, *, refresh: bool = False) -> dict[str, Any]:
-        """The claims of a valid token; raises jwt.InvalidTokenError otherwise."""
-        key = await self.key()
+        """The claims of a valid token, ours or a trusted issuer's (never a refresh token of
+        another issuer); raises jwt.InvalidTokenError otherwise."""
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        if issuer == self.settings.issuer:
+            key = await self.key()
+            public: Any = key.public
+            algorithm = key.algorithm
+        elif issuer in self._trusted and not refresh:
+            kid = jwt.get_unverified_header(token).get("kid")
+            try:
+                public, algorithm = await self._trusted[issuer].key(kid)
+            except (OSError, ValueError, jwt.PyJWKClientError) as exc:
+                raise jwt.InvalidTokenError(f"no usable key of issuer {issuer!r}: {exc}") from None
+        else:
+            raise jwt.InvalidIssuerError(f"untrusted issuer {issuer!r}")
         audience = self.settings.service + ("#refresh" if refresh else "")
         claims: dict[str, Any] = jwt.decode(
             token,
-            key.public,
-            algorithms=[key.algorithm],
+            public,
+            algorithms=[algorithm],
             audience=audience,
-            issuer=self.settings.issuer,
+            issuer=issuer,
             leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "iss", "aud"]},
         )
         return claims
+
+    async def jwks(self) -> dict[str, Any]:
+        """Our verification key as a JWK Set, for other verifiers."""
+        key = await self.key()
+        jwk: dict[str, Any] = json.loads(
+            jwt.algorithms.get_default_algorithms()[key.algorithm].to_jwk(key.public)
+        )
+        jwk.update({"kid": key.kid, "alg": key.algorithm, "use": "sig"})
+        return {"keys": [jwk]}
 
 
 class BearerAuthorizer:
@@ -108,7 +136,9 @@ class BearerAuthorizer:
         return self.basic.may(identity, access)
 
     def realm(self, request: Request) -> str:
-        return self.authority.settings.realm or str(request.base_url).rstrip("/") + "/token"
+        settings = self.authority.settings
+        base = settings.external_url or str(request.base_url)
+        return settings.realm or base.rstrip("/") + "/token"
 
     def _challenge(
         self, request: Request, needed: list[Access], error: str | None, message: str

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import json
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.api.test_htpasswd import PASSWORD, add_user
 from tests.harness import RunningRegistry, run_registry
-from tests.oci import error_codes, image_manifest, put_manifest
+from tests.oci import error_codes, image_manifest, push_blob, put_manifest
 
 
 def token_env(registry_dir: str) -> dict[str, str]:
@@ -149,3 +155,93 @@ def test_a_tampered_token_is_refused(tokened: RunningRegistry) -> None:
 
 def test_the_signing_key_is_generated_once_and_kept_in_storage(tokened: RunningRegistry) -> None:
     assert tokened.stored_keys("secrets/") == ["secrets/token-signing-key.pem"]
+
+
+def test_our_key_is_exported_as_a_jwks_that_verifies_our_tokens(tokened: RunningRegistry) -> None:
+    token = httpx.get(tokened.url + "/token", auth=("alice", PASSWORD)).json()["token"]
+    keys = jwt.PyJWKSet.from_dict(httpx.get(tokened.url + "/token/jwks.json").json())
+    (key,) = keys.keys
+    assert key.key_id == jwt.get_unverified_header(token)["kid"]
+    decoded = jwt.decode(token, key.key, algorithms=["ES256"], audience="registry")
+    assert decoded["sub"] == "alice"
+
+
+class JwksServer:
+    """Serves one JWKS document on a loopback port, in a thread."""
+
+    def __init__(self, document: bytes) -> None:
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(document)))
+                self.end_headers()
+                self.wfile.write(document)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/jwks.json"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> JwksServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def external_token(key: ec.EllipticCurvePrivateKey, kid: str, issuer: str, name: str) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": issuer,
+        "sub": "ci-bot",
+        "aud": "registry",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "access": [{"type": "repository", "name": name, "actions": ["pull", "push"]}],
+    }
+    return jwt.encode(claims, key, "ES256", headers={"kid": kid})
+
+
+def test_tokens_of_trusted_external_issuers_are_accepted(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    document = json.dumps({"keys": [jwk | {"kid": "k1", "alg": "ES256"}]}).encode()
+    (tmp_path / "jwks.json").write_bytes(document)
+    add_user(tmp_path / "htpasswd", "alice", PASSWORD)
+    with JwksServer(document) as jwks_server:
+        config = tmp_path / "config.yaml"
+        config.write_text(
+            "http:\n  external_url: https://registry.example.test\n"
+            f"auth:\n  mode: token\n  htpasswd:\n    path: {tmp_path / 'htpasswd'}\n"
+            "  token:\n    trusted:\n"
+            f"      - issuer: file-issuer\n        jwks_file: {tmp_path / 'jwks.json'}\n"
+            f"      - issuer: url-issuer\n        jwks_url: {jwks_server.url}\n"
+        )
+        with run_registry(tmp_path, config_file=config) as server:
+            realm = challenge(httpx.get(server.url + "/v2/"))["realm"]
+            assert realm == "https://registry.example.test/token"
+            for issuer in ("file-issuer", "url-issuer"):
+                token = external_token(key, "k1", issuer, f"ext/{issuer}")
+                with httpx.Client(
+                    base_url=server.url, headers={"Authorization": f"Bearer {token}"}
+                ) as c:
+                    assert push_blob(c, f"ext/{issuer}", issuer.encode())
+            stranger = external_token(key, "k1", "unknown-issuer", "ext/x")
+            r = httpx.get(
+                server.url + "/v2/ext/x/tags/list", headers={"Authorization": f"Bearer {stranger}"}
+            )
+            assert r.status_code == 401 and challenge(r)["error"] == "invalid_token"
+            other_key = ec.generate_private_key(ec.SECP256R1())
+            forged = external_token(other_key, "k1", "file-issuer", "ext/file-issuer")
+            r = httpx.get(
+                server.url + "/v2/ext/file-issuer/tags/list",
+                headers={"Authorization": f"Bearer {forged}"},
+            )
+            assert r.status_code == 401
