@@ -59,6 +59,7 @@ def open_authorizer(config: Config, storage: Storage) -> Authorizer:
             realm=settings.realm,
             expires_in=settings.expires_in_seconds,
             key_file=settings.key_file,
+            certificate=settings.certificate,
             external_url=config.http.external_url,
             trusted=settings.trusted,
         ),

@@ -120,6 +120,7 @@ class TokenConfig:
     issuer: str = "registry"
     expires_in_seconds: int = 300
     key_file: str = ""
+    certificate: str = ""
     trusted: tuple[TrustedIssuer, ...] = ()
 
 

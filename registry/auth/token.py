@@ -7,6 +7,7 @@ challenges with `Bearer realm=..,service=..,scope=..` when a token is missing or
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -15,6 +16,8 @@ from typing import Any
 
 import anyio
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from starlette.requests import Request
 
 from registry.auth.base import ANONYMOUS, Access, Identity
@@ -37,8 +40,17 @@ class TokenSettings:
     realm: str  # absolute URL; empty: built from the external URL or the request
     expires_in: int
     key_file: str
+    certificate: str = ""  # PEM chain for the key: sent as x5c so x509 verifiers accept us
     external_url: str = ""
     trusted: tuple[TrustedIssuer, ...] = ()
+
+
+def x5c_chain(pem: bytes) -> list[str]:
+    """The certificates of a PEM chain as a JWS `x5c` header (base64 DER, leaf first)."""
+    return [
+        base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+        for c in x509.load_pem_x509_certificates(pem)
+    ]
 
 
 class TokenAuthority:
@@ -49,13 +61,19 @@ class TokenAuthority:
         self._storage = storage
         self._trusted = {t.issuer: IssuerKeys(t) for t in settings.trusted}
         self._key: SigningKey | None = None
+        self._headers: dict[str, Any] = {}
         self._lock = anyio.Lock()
 
     async def key(self) -> SigningKey:
         if self._key is None:
             async with self._lock:
                 if self._key is None:
-                    self._key = await load_or_create(self._storage, self.settings.key_file)
+                    key = await load_or_create(self._storage, self.settings.key_file)
+                    self._headers = {"kid": key.kid}
+                    if self.settings.certificate:
+                        chain = await anyio.Path(self.settings.certificate).read_bytes()
+                        self._headers["x5c"] = x5c_chain(chain)
+                    self._key = key
         return self._key
 
     async def issue(self, subject: str, access: list[Access]) -> tuple[str, int]:
@@ -71,7 +89,7 @@ class TokenAuthority:
             "jti": secrets.token_hex(16),
             "access": to_claim(access),
         }
-        token = jwt.encode(claims, key.private, key.algorithm, headers={"kid": key.kid})
+        token = jwt.encode(claims, key.private, key.algorithm, headers=self._headers)
         return token, now
 
     async def issue_refresh_token(self, subject: str) -> str:
@@ -85,7 +103,7 @@ class TokenAuthority:
             "exp": now + REFRESH_TOKEN_SECONDS,
             "jti": secrets.token_hex(16),
         }
-        return jwt.encode(claims, key.private, key.algorithm, headers={"kid": key.kid})
+        return jwt.encode(claims, key.private, key.algorithm, headers=self._headers)
 
     async def verify(self, token: str, *, refresh: bool = False) -> dict[str, Any]:
         """The claims of a valid token, ours or a trusted issuer's (never a refresh token of

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime
 import http.server
 import json
 import threading
@@ -13,7 +14,10 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tests.api.test_htpasswd import PASSWORD, add_user
 from tests.harness import RunningRegistry, run_registry
@@ -245,3 +249,40 @@ def test_tokens_of_trusted_external_issuers_are_accepted(tmp_path: Path) -> None
                 headers={"Authorization": f"Bearer {forged}"},
             )
             assert r.status_code == 401
+
+
+def test_a_configured_key_and_certificate_sign_tokens_with_an_x5c_chain(tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "registry token signer")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (tmp_path / "key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    add_user(tmp_path / "htpasswd", "alice", PASSWORD)
+    env = token_env(str(tmp_path)) | {
+        "REGISTRY_AUTH_TOKEN_KEY_FILE": str(tmp_path / "key.pem"),
+        "REGISTRY_AUTH_TOKEN_CERTIFICATE": str(tmp_path / "cert.pem"),
+    }
+    with run_registry(tmp_path, env) as server:
+        token = httpx.get(server.url + "/token", auth=("alice", PASSWORD)).json()["token"]
+        assert server.stored_keys("secrets/") == []  # the configured key, none generated
+    header = jwt.get_unverified_header(token)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    assert header["x5c"] == [base64.b64encode(der).decode()]
+    assert header["alg"] == "ES256"
+    assert jwt.decode(token, key.public_key(), algorithms=["ES256"], audience="registry")

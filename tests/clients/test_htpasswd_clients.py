@@ -83,3 +83,26 @@ def test_oras_pushes_and_pulls_with_credentials(secured: RunningRegistry, tmp_pa
         client.session.close()
     r = httpx.get(f"{secured.url}/v2/artifacts/report/manifests/v1", auth=("ci-robot", PASSWORD))
     assert r.headers["docker-content-digest"] == digest
+
+
+def test_skopeo_pulls_a_public_namespace_anonymously_but_cannot_push_there(
+    skopeo: Skopeo, tmp_path: Path
+) -> None:
+    add_user(tmp_path / "htpasswd", "publisher", PASSWORD)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"auth:\n  mode: token\n  htpasswd:\n    path: {tmp_path / 'htpasswd'}\n"
+        "  policy:\n    rules:\n"
+        "      - repositories: ['public/**']\n        principals: [anonymous]\n"
+        "        actions: [pull]\n"
+        "      - repositories: ['**']\n        principals: [publisher]\n        actions: ['*']\n"
+    )
+    image = build_image(layer_sizes=(64 * 1024,))
+    write_oci_layout(image, tmp_path / "in", "v1")
+    with run_registry(tmp_path, config_file=config) as server:
+        public = f"docker://{server.host}/public/tool:v1"
+        copy(skopeo, f"oci:{tmp_path / 'in'}:v1", public, "--dest-creds", f"publisher:{PASSWORD}")
+        copy(skopeo, public, f"oci:{tmp_path / 'out'}:v1")  # no credentials at all
+        assert_layout_holds(tmp_path / "out", "v1", image)
+        with pytest.raises(AssertionError, match=r"(?i)unauthorized|denied|401|403"):
+            copy(skopeo, f"oci:{tmp_path / 'in'}:v1", f"docker://{server.host}/public/tool:v2")
