@@ -74,3 +74,18 @@ def may_pull(request: Request, name: str) -> bool:
     """Whether the admitted caller may pull `name` (for catalogs and mount sources)."""
     authorizer: Authorizer = request.app.state.authorizer
     return authorizer.may(request.state.identity, Access("repository", name, ("pull",)))
+
+
+async def read_bounded(request: Request, limit: int, too_large: RegistryError) -> bytes:
+    """The whole request body, refusing with `too_large` as soon as it exceeds `limit`."""
+    declared = int_header(request, "content-length")
+    if declared is not None and declared > limit:
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.base import empty, int_header, name_of, registry_of
+from registry.api.base import empty, name_of, read_bounded, registry_of
 from registry.digest import Digest
 from registry.errors import ErrorCode, RegistryError
 from registry.manifest import MAX_MANIFEST_BYTES
@@ -29,20 +29,6 @@ def _too_large() -> RegistryError:
     )
 
 
-async def _read_manifest_body(request: Request) -> bytes:
-    declared = int_header(request, "content-length")
-    if declared is not None and declared > MAX_MANIFEST_BYTES:
-        raise _too_large()
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_MANIFEST_BYTES:
-            raise _too_large()
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def get_manifest(request: Request) -> Response:
     reference = _reference(request, ErrorCode.MANIFEST_UNKNOWN)
     stored = await registry_of(request).get_manifest(name_of(request), reference)
@@ -60,7 +46,7 @@ async def get_manifest(request: Request) -> Response:
 async def put_manifest(request: Request) -> Response:
     name = name_of(request)
     reference = _reference(request, ErrorCode.MANIFEST_INVALID)
-    body = await _read_manifest_body(request)
+    body = await read_bounded(request, MAX_MANIFEST_BYTES, _too_large())
     digest, parsed = await registry_of(request).put_manifest(
         name, reference, body, request.headers.get("content-type")
     )

@@ -9,6 +9,7 @@ import jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from registry.api.base import read_bounded
 from registry.auth.base import ANONYMOUS, Access, Identity
 from registry.auth.scopes import parse_scopes
 from registry.auth.token import BearerAuthorizer
@@ -58,11 +59,8 @@ async def get_token(request: Request) -> Response:
 
 async def post_token(request: Request) -> Response:
     service = _service(request)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise RegistryError(ErrorCode.UNSUPPORTED, "form too large", status=400)
+    too_large = RegistryError(ErrorCode.UNSUPPORTED, "form too large", status=400)
+    body = await read_bounded(request, MAX_FORM_BYTES, too_large)
     form = {key: values[0] for key, values in parse_qs(body.decode(errors="replace")).items()}
     asked = parse_scopes([form.get("scope", "")])
     grant_type = form.get("grant_type")
