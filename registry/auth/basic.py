@@ -118,9 +118,10 @@ class BasicAuthorizer:
         self, request: Request, needed: list[Access], *, login: bool = False
     ) -> Identity:
         identity = await self.authenticate(request)
-        if identity.anonymous and (login or not self.policy.allows(identity, needed)):
+        allowed = self.policy.allows(identity, needed)
+        if identity.anonymous and (login or not allowed):
             raise self._challenge("authentication required")
-        if not self.policy.allows(identity, needed):
+        if not allowed:
             raise RegistryError(
                 ErrorCode.DENIED, detail=[str(access) for access in needed], status=403
             )

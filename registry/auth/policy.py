@@ -75,11 +75,10 @@ class Policy:
 
     def allows(self, identity: Identity, needed: list[Access]) -> bool:
         for access in needed:
-            permitted = self.permitted(identity, access)
-            wanted = set(ALL_ACTIONS) if "*" in access.actions else set(access.actions)
-            if access.type == "registry":
-                wanted = set(access.actions)
-            if not wanted <= permitted:
+            wanted = set(access.actions)
+            if access.type == "repository" and "*" in wanted:
+                wanted = set(ALL_ACTIONS)
+            if not wanted <= self.permitted(identity, access):
                 return False
         return True
 
