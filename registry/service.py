@@ -19,7 +19,7 @@ from registry.digest import Digest, InvalidDigest, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.reference import is_valid_name, is_valid_tag
 from registry.storage import layout
-from registry.storage.base import NotFound, Storage, SupportsCompose, SupportsRedirect
+from registry.storage.base import NotFound, Storage, SupportsCompose, SupportsRedirect, exists
 from registry.uploads import Session, Uploads
 
 
@@ -70,11 +70,7 @@ class Registry:
             self._known_repositories.add(name)
 
     async def repository_exists(self, name: str) -> bool:
-        try:
-            await self.storage.stat(layout.catalog_entry(name))
-        except NotFound:
-            return False
-        return True
+        return await exists(self.storage, layout.catalog_entry(name))
 
     async def catalog(
         self, n: int, last: str | None, visible: Callable[[str], bool] = lambda _: True

@@ -20,7 +20,13 @@ from registry.config import MIN_PART_SIZE
 from registry.digest import Digest, Hasher, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.storage import layout
-from registry.storage.base import NotFound, PreconditionFailed, Storage, SupportsCompose
+from registry.storage.base import (
+    NotFound,
+    PreconditionFailed,
+    Storage,
+    SupportsCompose,
+    exists,
+)
 from registry.streams import Counter, hashed
 
 RUNNING_HASH = "sha256"
@@ -160,11 +166,11 @@ class Uploads:
         if not claimed:
             raise _unknown(session.id)
         try:
-            exists = await self._exists(destination)
+            stored = await exists(self.storage, destination)
             running = self._running_digest(session, digest.algorithm)
             if running is not None:
                 _check(running, digest)
-            elif exists or len(session.parts) <= 1:
+            elif stored or len(session.parts) <= 1:
                 _check(await self._rehash(session, digest.algorithm), digest)
             else:  # re-hash while assembling, in one pass
                 hasher = new_hasher(digest.algorithm)
@@ -174,7 +180,7 @@ class Uploads:
                     lambda: _check(Digest(digest.algorithm, hasher.hexdigest()), digest),
                 )
                 return
-            if not exists:
+            if not stored:
                 await self._place(session, destination)
         finally:
             await self.discard(session)
@@ -209,7 +215,7 @@ class Uploads:
             _check(Digest(digest.algorithm, hasher.hexdigest()), digest)
 
         body = hashed(chunks, [hasher], counter)
-        if await self._exists(destination):
+        if await exists(self.storage, destination):
             async for _ in body:  # already stored: only check what the client claims
                 pass
             verify()
@@ -269,13 +275,6 @@ class Uploads:
         for part in session.parts:
             async for block in self.storage.read(part.key):
                 yield block
-
-    async def _exists(self, key: str) -> bool:
-        try:
-            await self.storage.stat(key)
-        except NotFound:
-            return False
-        return True
 
     async def _place(self, session: Session, destination: str) -> None:
         if not session.parts:

@@ -100,6 +100,14 @@ class Storage(Protocol):
     async def aclose(self) -> None: ...
 
 
+async def exists(storage: Storage, key: str) -> bool:
+    try:
+        await storage.stat(key)
+    except NotFound:
+        return False
+    return True
+
+
 @runtime_checkable
 class SupportsRedirect(Protocol):
     """Storage whose objects clients can fetch directly with a presigned URL."""
