@@ -34,6 +34,9 @@ _MAX_NAME_PIECE = 200
 _TEMP_DIR = "#tmp"
 _WRITE_BLOCK = 1 << 20
 _READ_BLOCK = 4 << 20
+# Metadata objects (tags, manifests, upload states) up to this size are read on the event loop:
+# from the page cache that takes microseconds, while a worker-thread hop costs more than the read.
+_INLINE_READ_LIMIT = 256 << 10
 T = TypeVar("T")
 
 
@@ -57,6 +60,14 @@ def _split_long(encoded: str) -> list[str]:
         pieces.append(encoded[:cut])
         encoded = encoded[cut:]
     return [*pieces, encoded]
+
+
+def _read_if_small(path: Path) -> bytes | None:
+    """The file's bytes when it is at most _INLINE_READ_LIMIT long, else None."""
+    with open(path, "rb", buffering=0) as f:
+        if os.fstat(f.fileno()).st_size > _INLINE_READ_LIMIT:
+            return None
+        return f.read()
 
 
 def _content_version(data: bytes) -> str:
@@ -212,7 +223,9 @@ class FilesystemStorage:
     async def get_bytes(self, key: str) -> tuple[bytes, str]:
         path = self.path_of(key)
         try:
-            data = await self._run(path.read_bytes)
+            data = _read_if_small(path)
+            if data is None:
+                data = await self._run(path.read_bytes)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(key) from None
         return data, _content_version(data)
