@@ -1,7 +1,8 @@
-"""Helpers for byte streams: coalescing small chunks and hashing off the event loop."""
+"""Helpers for byte streams: coalescing, reading ahead, and hashing off the event loop."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
 
 import anyio.to_thread
@@ -9,6 +10,7 @@ import anyio.to_thread
 from registry.digest import Hasher
 
 BLOCK_SIZE = 1 << 20
+READ_AHEAD_BLOCKS = 4
 
 
 async def coalesce(
@@ -29,6 +31,35 @@ async def coalesce(
         yield pending[0] if len(pending) == 1 else b"".join(pending)
 
 
+async def read_ahead(
+    blocks: AsyncIterable[bytes], depth: int = READ_AHEAD_BLOCKS
+) -> AsyncIterator[bytes]:
+    """Yield blocks, receiving up to depth more in a task while the consumer is busy.
+
+    Without it the socket is not read while a block is hashed or written, so receiving and
+    processing take turns instead of overlapping. Memory stays bounded by depth blocks.
+    """
+    queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(depth)
+
+    async def produce() -> None:
+        try:
+            async for block in blocks:
+                await queue.put(block)
+        except Exception as exc:  # handed to the consumer, raised there
+            await queue.put(exc)
+        else:
+            await queue.put(None)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+    finally:
+        producer.cancel()
+
+
 class Counter:
     def __init__(self) -> None:
         self.count = 0
@@ -37,13 +68,27 @@ class Counter:
 async def hashed(
     chunks: AsyncIterable[bytes], hashers: list[Hasher], counter: Counter | None = None
 ) -> AsyncIterator[bytes]:
-    """Pass blocks through, feeding each to the hashers in a worker thread (and counting)."""
-    async for block in coalesce(chunks):
-        if hashers:
-            await anyio.to_thread.run_sync(_update, hashers, block)
-        if counter is not None:
-            counter.count += len(block)
-        yield block
+    """Pass blocks through, feeding each to the hashers in a worker thread (and counting).
+
+    A block is handed on as soon as its hashing has started, so the consumer writes it while
+    it is hashed; the hashers see the blocks in order, and the stream ends only after the
+    last block has been hashed (a digest check after the stream sees the whole content).
+    """
+    hashing: asyncio.Task[None] | None = None
+    try:
+        async for block in read_ahead(coalesce(chunks)):
+            if hashers:
+                if hashing is not None:
+                    await hashing
+                hashing = asyncio.create_task(anyio.to_thread.run_sync(_update, hashers, block))
+            if counter is not None:
+                counter.count += len(block)
+            yield block
+        if hashing is not None:
+            await hashing
+    finally:
+        if hashing is not None and not hashing.done():
+            hashing.cancel()
 
 
 def _update(hashers: list[Hasher], block: bytes) -> None:
