@@ -27,6 +27,7 @@ from urllib.parse import quote, unquote
 import anyio.to_thread
 
 from registry.storage.base import NotFound, ObjectInfo, PreconditionFailed, StorageError
+from registry.storage.writeback import start_writeback
 
 _FILE_SUFFIX = "@"
 _CONTINUED = "%+"  # a directory holding the rest of over-long file names
@@ -34,6 +35,7 @@ _MAX_NAME_PIECE = 200
 _TEMP_DIR = "#tmp"
 _WRITE_BLOCK = 1 << 20
 _READ_BLOCK = 4 << 20
+_WRITEBACK_STRETCH = 8 << 20
 # Metadata objects (tags, manifests, upload states) up to this size are read on the event loop:
 # from the page cache that takes microseconds, while a worker-thread hop costs more than the read.
 _INLINE_READ_LIMIT = 256 << 10
@@ -194,7 +196,7 @@ class FilesystemStorage:
         path = self.path_of(key)
         temp = self._temp_path()
         f = await self._run(open, temp, "wb", 0)
-        size = 0
+        size = flushed = 0
         try:
             pending: list[bytes] = []
             pending_size = 0
@@ -202,7 +204,7 @@ class FilesystemStorage:
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= _WRITE_BLOCK:
-                    await self._run(_write_all, f.fileno(), pending)
+                    flushed = await self._run(_append, f.fileno(), pending, size, flushed)
                     size += pending_size
                     pending, pending_size = [], 0
             if pending:
@@ -421,6 +423,17 @@ def _scan(directory: Path) -> builtins.list[Entry]:
             entries.append((unquote(name[: -len(_FILE_SUFFIX)]), _FILE, name))
     entries.sort()
     return entries
+
+
+def _append(fd: int, blocks: list[bytes], size: int, flushed: int) -> int:
+    """Write blocks after the first size bytes of fd, and start the writeback of what has
+    not been flushed yet once that is a whole stretch; returns the new flushed offset."""
+    _write_all(fd, blocks)
+    size += sum(len(block) for block in blocks)
+    if size - flushed >= _WRITEBACK_STRETCH:
+        start_writeback(fd, flushed, size - flushed)
+        return size
+    return flushed
 
 
 def _write_all(fd: int, blocks: list[bytes]) -> None:
