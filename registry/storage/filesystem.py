@@ -112,8 +112,9 @@ class FilesystemStorage:
         """
         try:
             for _ in range(10):
-                path.parent.mkdir(parents=True, exist_ok=True)
                 try:
+                    # Inside the try: a concurrent delete may prune a parent just created.
+                    path.parent.mkdir(parents=True, exist_ok=True)
                     if replace:
                         os.replace(temp, path)
                     else:
@@ -150,8 +151,14 @@ class FilesystemStorage:
 
     @contextlib.contextmanager
     def _locked(self, path: Path) -> Iterator[None]:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.parent, os.O_RDONLY)
+        for attempt in range(10):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path.parent, os.O_RDONLY)
+                break
+            except FileNotFoundError:  # pruned by a concurrent delete in between
+                if attempt == 9:
+                    raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

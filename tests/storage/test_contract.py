@@ -173,6 +173,23 @@ async def test_put_if_absent_has_exactly_one_winner_under_concurrency(storage: S
     assert (await storage.get_bytes("race"))[0] == str(winners[0]).encode()
 
 
+async def test_writes_survive_concurrent_deletes_emptying_their_parent(storage: Storage) -> None:
+    """Upload sessions start and end side by side: a delete that empties `sessions/` must not
+    make a write of a new `sessions/<id>/...` fail (found by the small-blob benchmark)."""
+
+    async def start_and_end(i: int) -> None:
+        for round_ in range(150):
+            key = f"sessions/{i}-{round_}/state"
+            assert await storage.put_if_absent(key, b"new")
+            await storage.compare_and_swap(key, b"next", (await storage.get_bytes(key))[1])
+            assert await storage.delete(key)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(4):
+            tg.start_soon(start_and_end, i)
+    assert await storage.list("sessions/", None, 10) == []
+
+
 async def test_compare_and_swap_detects_concurrent_changes(storage: Storage) -> None:
     version = await storage.put_bytes("state", b"v1")
     assert (await storage.get_bytes("state"))[1] == version
