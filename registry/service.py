@@ -19,7 +19,14 @@ from registry.digest import Digest, InvalidDigest, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.reference import is_valid_name, is_valid_tag
 from registry.storage import layout
-from registry.storage.base import NotFound, Storage, SupportsCompose, SupportsRedirect, exists
+from registry.storage.base import (
+    BytesLike,
+    NotFound,
+    Storage,
+    SupportsCompose,
+    SupportsRedirect,
+    exists,
+)
 from registry.uploads import Session, Uploads
 
 
@@ -104,7 +111,7 @@ class Registry:
 
     def read_blob(
         self, digest: Digest, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncIterator[BytesLike]:
         return self.storage.read(layout.blob(digest), start, end)
 
     async def delete_blob(self, name: str, digest: Digest) -> None:

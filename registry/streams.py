@@ -8,16 +8,17 @@ from collections.abc import AsyncIterable, AsyncIterator
 import anyio.to_thread
 
 from registry.digest import Hasher
+from registry.storage.base import BytesLike
 
 BLOCK_SIZE = 1 << 20
 READ_AHEAD_BLOCKS = 4
 
 
 async def coalesce(
-    chunks: AsyncIterable[bytes], block_size: int = BLOCK_SIZE
+    chunks: AsyncIterable[BytesLike], block_size: int = BLOCK_SIZE
 ) -> AsyncIterator[bytes]:
     """Re-cut a stream into blocks of at least block_size bytes (the last may be shorter)."""
-    pending: list[bytes] = []
+    pending: list[BytesLike] = []
     pending_size = 0
     async for chunk in chunks:
         if not chunk:
@@ -25,10 +26,17 @@ async def coalesce(
         pending.append(chunk)
         pending_size += len(chunk)
         if pending_size >= block_size:
-            yield pending[0] if len(pending) == 1 else b"".join(pending)
+            yield _joined(pending)
             pending, pending_size = [], 0
     if pending:
-        yield pending[0] if len(pending) == 1 else b"".join(pending)
+        yield _joined(pending)
+
+
+def _joined(pieces: list[BytesLike]) -> bytes:
+    only = pieces[0]
+    if len(pieces) == 1 and isinstance(only, bytes):
+        return only
+    return b"".join(pieces)
 
 
 async def read_ahead(
@@ -66,7 +74,7 @@ class Counter:
 
 
 async def hashed(
-    chunks: AsyncIterable[bytes], hashers: list[Hasher], counter: Counter | None = None
+    chunks: AsyncIterable[BytesLike], hashers: list[Hasher], counter: Counter | None = None
 ) -> AsyncIterator[bytes]:
     """Pass blocks through, feeding each to the hashers in a worker thread (and counting).
 

@@ -21,6 +21,7 @@ from registry.digest import Digest, Hasher, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.storage import layout
 from registry.storage.base import (
+    BytesLike,
     NotFound,
     PreconditionFailed,
     Storage,
@@ -271,7 +272,7 @@ class Uploads:
             pass
         return Digest(algorithm, hasher.hexdigest())
 
-    async def _read_parts(self, session: Session) -> AsyncIterator[bytes]:
+    async def _read_parts(self, session: Session) -> AsyncIterator[BytesLike]:
         for part in session.parts:
             async for block in self.storage.read(part.key):
                 yield block

@@ -30,20 +30,24 @@ class ObjectInfo:
     modified: float
 
 
+# What reads yield: bytes, or a view of memory the driver maps (the filesystem's page cache).
+BytesLike = bytes | memoryview
+
+
 @runtime_checkable
 class Storage(Protocol):
     async def stat(self, key: str) -> ObjectInfo:
         """Size and version of the object; raises NotFound."""
         ...
 
-    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[BytesLike]:
         """Stream bytes [start, end) of the object; raises NotFound on first iteration."""
         ...
 
     async def write(
         self,
         key: str,
-        chunks: AsyncIterable[bytes],
+        chunks: AsyncIterable[BytesLike],
         verify: Callable[[], None] | None = None,
     ) -> int:
         """Store the stream at key atomically (whole or not at all); returns its size.

@@ -24,7 +24,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from registry.config import MIN_PART_SIZE, S3Config
-from registry.storage.base import NotFound, ObjectInfo, PreconditionFailed, StorageError
+from registry.storage.base import BytesLike, NotFound, ObjectInfo, PreconditionFailed, StorageError
 
 MAX_SINGLE_COPY = 5 * 1024**3
 MAX_PARTS = 10_000
@@ -110,7 +110,9 @@ class S3Storage:
             modified=head["LastModified"].timestamp(),
         )
 
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    async def read(
+        self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[BytesLike]:
         if end is not None and end <= start:
             await self.stat(key)
             return
@@ -138,12 +140,12 @@ class S3Storage:
     async def write(
         self,
         key: str,
-        chunks: AsyncIterable[bytes],
+        chunks: AsyncIterable[BytesLike],
         verify: Callable[[], None] | None = None,
     ) -> int:
         s3 = await self._s3()
         target = self._key(key)
-        pending: builtins.list[bytes] = []
+        pending: builtins.list[BytesLike] = []
         pending_size = 0
         upload: _MultipartUpload | None = None
         size = 0
