@@ -27,6 +27,7 @@ from registry.config import Config
 from registry.errors import ErrorCode, RegistryError
 from registry.routes import build_routes
 from registry.service import Registry
+from registry.storage import layout
 from registry.storage.base import Storage, StorageError, SupportsIncompleteWritePurge
 from registry.storage.filesystem import FilesystemStorage
 
@@ -41,7 +42,7 @@ def open_storage(config: Config) -> Storage:
 
         return S3Storage(config.storage.s3)
     assert config.storage.filesystem is not None
-    return FilesystemStorage(config.storage.filesystem.root)
+    return FilesystemStorage(config.storage.filesystem.root, (layout.UPLOADS_PREFIX,))
 
 
 def open_authorizer(config: Config, storage: Storage) -> Authorizer:

@@ -105,11 +105,19 @@ class Uploads:
             data, version = await self.storage.get_bytes(layout.upload_state(upload_id))
         except NotFound:
             raise _unknown(upload_id) from None
-        state = json.loads(data)
-        if state["repository"] != repository:
+        try:
+            state = json.loads(data)
+            parts = tuple(Part(key, size) for key, size in state["parts"])
+            session = Session(
+                upload_id, state["repository"], state["size"], parts, state["started"], version
+            )
+        except (ValueError, KeyError, TypeError):
+            # Torn by a power loss (the filesystem does not fsync upload sessions): the client
+            # has to start again, as after any lost session.
+            raise _unknown(upload_id) from None
+        if session.repository != repository:
             raise _unknown(upload_id)
-        parts = tuple(Part(key, size) for key, size in state["parts"])
-        return Session(upload_id, repository, state["size"], parts, state["started"], version)
+        return session
 
     async def append(
         self,

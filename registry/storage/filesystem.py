@@ -4,7 +4,14 @@ Key components are percent-encoded and a file's name ends in `@` (which encoding
 produces), so keys `a`, `a/b` and `a-b` coexist as `a@`, `a/b@` and `a-b@`. Every write goes
 to a temporary file first, is flushed to disk (fsync) and renamed into place, so an object
 appears whole or not at all, also after a power loss: a content-addressed blob is written once
-and never repaired by a later push, so it must not be left empty or torn.
+and never repaired by a later push, so it must not be left empty or torn. The exception are
+keys below the volatile prefixes the owner names (upload sessions): they skip the fsync, which
+costs more than the rest of a small push, and are fsynced when moved out (a part becoming a
+blob); a power loss may tear them, and their reader treats a torn one as gone.
+
+Small metadata reads and stats run on the event loop (from the page cache they take
+microseconds, less than a hop to a worker thread); everything that writes runs in a worker
+thread, one hop per operation where possible.
 """
 
 from __future__ import annotations
@@ -79,8 +86,14 @@ def _content_version(data: bytes) -> str:
 
 
 class FilesystemStorage:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    """Keys below one of volatile_prefixes are not fsynced: for objects that a power loss may
+    lose or tear without harm (upload sessions: the client starts the upload again)."""
+
+    def __init__(
+        self, root: str | os.PathLike[str], volatile_prefixes: tuple[str, ...] = ()
+    ) -> None:
         self.root = Path(root).resolve()
+        self.volatile_prefixes = volatile_prefixes
         self._temp = self.root / _TEMP_DIR
         self._temp.mkdir(parents=True, exist_ok=True)
         self._listing = _DirectoryListings()
@@ -135,20 +148,28 @@ class FilesystemStorage:
                     os.unlink(temp)
 
     def _prune(self, directory: Path) -> None:
-        """Remove empty directories up to the root (best effort)."""
-        while directory != self.root and self.root in directory.parents:
+        """Remove empty directories up to, not including, the top-level ones (best effort).
+
+        Top-level directories (`blobs`, `uploads`, ...) stay: each upload would otherwise
+        remove `uploads` on completion and the next one create it again.
+        """
+        while directory.parent != self.root and self.root in directory.parents:
             try:
                 directory.rmdir()
             except OSError:
                 return
             directory = directory.parent
 
-    def _write_temp(self, data: bytes) -> Path:
+    def _durable(self, key: str) -> bool:
+        return not key.startswith(self.volatile_prefixes)
+
+    def _write_temp(self, data: bytes, durable: bool) -> Path:
         temp = self._temp_path()
         with open(temp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         return temp
 
     @contextlib.contextmanager
@@ -172,7 +193,7 @@ class FilesystemStorage:
     async def stat(self, key: str) -> ObjectInfo:
         path = self.path_of(key)
         try:
-            st = await self._run(os.stat, path)
+            st = os.stat(path)  # a metadata lookup: cheaper than a thread hop
         except FileNotFoundError:
             raise NotFound(key) from None
         version = f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
@@ -204,10 +225,8 @@ class FilesystemStorage:
         chunks: AsyncIterable[BytesLike],
         verify: Callable[[], None] | None = None,
     ) -> int:
-        path = self.path_of(key)
-        temp = self._temp_path()
-        f = await self._run(open, temp, "wb", 0)
-        size = flushed = 0
+        path, durable = self.path_of(key), self._durable(key)
+        temp = _TempFile(self._temp_path())
         try:
             pending: list[BytesLike] = []
             pending_size = 0
@@ -215,23 +234,21 @@ class FilesystemStorage:
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= _WRITE_BLOCK:
-                    flushed = await self._run(_append, f.fileno(), pending, size, flushed)
-                    size += pending_size
+                    await self._run(temp.append, pending)
                     pending, pending_size = [], 0
-            if pending:
-                await self._run(_write_all, f.fileno(), pending)
-                size += pending_size
-            await self._run(os.fsync, f.fileno())
-            f.close()
-            if verify is not None:
-                verify()
-            await self._run(self._install, temp, path)
+
+            def finish() -> None:  # one thread hop: a small blob costs no more than this
+                temp.append(pending)
+                temp.close(durable)
+                if verify is not None:
+                    verify()
+                self._install(temp.path, path)
+
+            await self._run(finish)
         except BaseException:
-            f.close()
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
+            temp.discard()
             raise
-        return size
+        return temp.size
 
     async def get_bytes(self, key: str) -> tuple[bytes, str]:
         path = self.path_of(key)
@@ -244,20 +261,22 @@ class FilesystemStorage:
         return data, _content_version(data)
 
     async def put_bytes(self, key: str, data: bytes) -> str:
-        path = self.path_of(key)
-        temp = await self._run(self._write_temp, data)
-        await self._run(self._install, temp, path)
+        path, durable = self.path_of(key), self._durable(key)
+        await self._run(lambda: self._install(self._write_temp(data, durable), path))
         return _content_version(data)
 
     async def put_if_absent(self, key: str, data: bytes) -> bool:
-        path = self.path_of(key)
-        if await self._run(path.exists):
-            return False
-        temp = await self._run(self._write_temp, data)
-        return await self._run(lambda: self._install(temp, path, replace=False))
+        path, durable = self.path_of(key), self._durable(key)
+
+        def create() -> bool:
+            if path.exists():
+                return False
+            return self._install(self._write_temp(data, durable), path, replace=False)
+
+        return await self._run(create)
 
     async def compare_and_swap(self, key: str, data: bytes, version: str) -> str:
-        path = self.path_of(key)
+        path, durable = self.path_of(key), self._durable(key)
 
         def swap() -> str:
             with self._locked(path):
@@ -267,7 +286,7 @@ class FilesystemStorage:
                     raise PreconditionFailed(key) from None
                 if _content_version(current) != version:
                     raise PreconditionFailed(key)
-                self._install(self._write_temp(data), path)
+                self._install(self._write_temp(data, durable), path)
             return _content_version(data)
 
         return await self._run(swap)
@@ -309,9 +328,19 @@ class FilesystemStorage:
 
     async def move(self, src: str, dst: str) -> None:
         source, target = self.path_of(src), self.path_of(dst)
+        unsynced = not self._durable(src) and self._durable(dst)
 
         def rename() -> None:
-            if not source.exists():
+            if unsynced:  # a volatile upload part becoming a blob: make its bytes durable
+                try:
+                    fd = os.open(source, os.O_RDONLY)
+                except FileNotFoundError:
+                    raise NotFound(src) from None
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            elif not source.exists():
                 raise NotFound(src)
             self._install(source, target)
             self._prune(source.parent)
@@ -454,15 +483,45 @@ def _mapped(fd: int, position: int, size: int) -> memoryview:
     return memoryview(mapping)[position - aligned :]
 
 
-def _append(fd: int, blocks: list[BytesLike], size: int, flushed: int) -> int:
-    """Write blocks after the first size bytes of fd, and start the writeback of what has
-    not been flushed yet once that is a whole stretch; returns the new flushed offset."""
-    _write_all(fd, blocks)
-    size += sum(len(block) for block in blocks)
-    if size - flushed >= _WRITEBACK_STRETCH:
-        start_writeback(fd, flushed, size - flushed)
-        return size
-    return flushed
+class _TempFile:
+    """A new file, created on the first append; written back early in stretches."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self._fd: int | None = None
+        self._flushed = 0
+
+    def append(self, blocks: list[BytesLike]) -> None:
+        if self._fd is None:
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666
+            )
+        _write_all(self._fd, blocks)
+        self.size += sum(len(block) for block in blocks)
+        if self.size - self._flushed >= _WRITEBACK_STRETCH:
+            start_writeback(self._fd, self._flushed, self.size - self._flushed)
+            self._flushed = self.size
+
+    def close(self, durable: bool) -> None:
+        """Close, after an fsync if durable (the file exists afterwards, empty if nothing
+        was appended)."""
+        if self._fd is None:
+            self.append([])
+        assert self._fd is not None
+        fd, self._fd = self._fd, None
+        try:
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def discard(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
 
 
 def _write_all(fd: int, blocks: list[BytesLike]) -> None:

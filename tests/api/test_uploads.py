@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Backend, RunningRegistry, run_registry
+from tests.harness import FILESYSTEM, Backend, RunningRegistry, run_registry
 from tests.oci import digest_of, error_codes, push_blob
 
 
@@ -313,6 +313,23 @@ def test_upload_session_survives_a_restart(tmp_path: Path, repo: str, backend: B
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         assert c.put(location, params={"digest": digest}).status_code == 201
         assert c.get(f"/v2/{repo}/blobs/{digest}").content == data
+
+
+def test_a_torn_session_state_is_an_unknown_upload_not_a_server_error(
+    tmp_path: Path, repo: str
+) -> None:
+    """The filesystem does not fsync upload sessions: after a power loss a state file may be
+    cut short. Such a session is gone for the client (404), the registry keeps working."""
+    data = os.urandom(10_000)
+    with run_registry(tmp_path) as registry, httpx.Client(base_url=registry.url) as c:
+        location = start(c, repo)
+        assert patch(c, location, data[:4_000], 0).status_code == 202
+        state_file = FILESYSTEM.files(tmp_path)[f"uploads/{location.rsplit('/', 1)[-1]}/state"]
+        state_file.write_bytes(state_file.read_bytes()[:20])
+        for response in (c.get(location), patch(c, location, data[4_000:], 4_000)):
+            assert response.status_code == 404
+            assert error_codes(response) == ["BLOB_UPLOAD_UNKNOWN"]
+        assert push_blob(c, repo, data) == digest_of(data)
 
 
 def test_refused_large_chunk_is_answered_on_a_connection_that_stays_open(
