@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from registry import manifest as mf
-from registry.config import MIN_PART_SIZE
 from registry.digest import Digest, InvalidDigest, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.reference import is_valid_name, is_valid_tag
@@ -66,7 +65,9 @@ class Registry:
         self.redirect_seconds = redirect_seconds
         self.uploads = Uploads(storage)
         # Chunks of at least this size are joined inside the storage, without a copy through us.
-        self.chunk_min_length = MIN_PART_SIZE if isinstance(storage, SupportsCompose) else None
+        self.chunk_min_length = (
+            storage.compose_min_part_size or None if isinstance(storage, SupportsCompose) else None
+        )
         self._known_repositories: set[str] = set()
 
     # -- repositories ------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
-from registry.config import MIN_PART_SIZE
 from registry.digest import Digest, Hasher, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.storage import layout
@@ -291,7 +290,7 @@ class Uploads:
         elif len(session.parts) == 1:
             await self.storage.move(session.parts[0].key, destination)
         elif isinstance(self.storage, SupportsCompose) and all(
-            part.size >= MIN_PART_SIZE for part in session.parts[:-1]
+            part.size >= self.storage.compose_min_part_size for part in session.parts[:-1]
         ):
             await self.storage.compose([part.key for part in session.parts], destination)
         else:

@@ -128,8 +128,13 @@ class SupportsIncompleteWritePurge(Protocol):
 
 @runtime_checkable
 class SupportsCompose(Protocol):
-    """Storage that can concatenate objects without reading them back (S3 UploadPartCopy)."""
+    """Storage that can concatenate objects without reading them back through us (S3
+    UploadPartCopy, the kernel's copy_file_range)."""
+
+    # Every source but the last must be at least this long (0: no minimum).
+    compose_min_part_size: int
 
     async def compose(self, sources: list[str], destination: str) -> None:
-        """Raises ValueError when the sources do not qualify (e.g. too small parts)."""
+        """Raises ValueError when the sources do not qualify (e.g. too small parts). The
+        sources are left in an unspecified state: they are meant to be deleted afterwards."""
         ...

@@ -271,6 +271,8 @@ class S3Storage:
         with _translate(src):
             await s3.delete_object(**source)
 
+    compose_min_part_size = MIN_PART_SIZE
+
     async def compose(self, sources: builtins.list[str], destination: str) -> None:
         """Concatenate objects into destination inside S3 (UploadPartCopy), without moving
         the bytes through this process. Every source but the last must be at least 5 MiB."""

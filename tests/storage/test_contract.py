@@ -283,3 +283,19 @@ async def test_write_rejected_by_verify_stores_nothing(storage: Storage) -> None
         await storage.stat("verified/no")
     assert await storage.write("verified/yes", chunks(b"ok"), lambda: None) == 2
     assert (await storage.get_bytes("verified/yes"))[0] == b"ok"
+
+
+async def test_filesystem_compose_concatenates_parts_of_any_size(tmp_path: Path) -> None:
+    storage = FilesystemStorage(tmp_path, ("parts/",))
+    parts = [os.urandom(n) for n in (3, 0, 9 << 20, 1, 70_000)]
+    for i, data in enumerate(parts):
+        await storage.put_bytes(f"parts/{i}", data)
+    await storage.compose([f"parts/{i}" for i in range(len(parts))], "joined")
+    assert (await storage.get_bytes("joined"))[0] == b"".join(parts)
+    assert (await storage.stat("joined")).size == sum(map(len, parts))
+
+    await storage.put_bytes("parts/a", b"a")
+    with pytest.raises(NotFound):
+        await storage.compose(["parts/a", "parts/missing"], "refused")
+    with pytest.raises(NotFound):
+        await storage.stat("refused")
