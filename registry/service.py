@@ -16,6 +16,7 @@ from typing import Any
 from registry import manifest as mf
 from registry.digest import Digest, InvalidDigest, new_hasher
 from registry.errors import ErrorCode, RegistryError
+from registry.manifest_cache import ManifestCache
 from registry.reference import is_valid_name, is_valid_tag
 from registry.storage import layout
 from registry.storage.base import (
@@ -69,6 +70,7 @@ class Registry:
             storage.compose_min_part_size or None if isinstance(storage, SupportsCompose) else None
         )
         self._known_repositories: set[str] = set()
+        self._manifests: ManifestCache[StoredManifest] = ManifestCache()
 
     # -- repositories ------------------------------------------------------------------------
 
@@ -174,11 +176,18 @@ class Registry:
 
     async def get_manifest(self, name: str, reference: str | Digest) -> StoredManifest:
         digest = await self._resolve(name, reference)
+        if isinstance(reference, str):  # a tag names it: it exists (see manifest_cache)
+            cached = self._manifests.get(name, digest)
+            if cached is not None:
+                return cached
         try:
             stored, _ = await self.storage.get_bytes(layout.manifest(name, digest))
         except NotFound:
+            self._manifests.discard(name, digest)
             raise _manifest_unknown(reference) from None
-        return _decode_manifest(digest, stored)
+        manifest = _decode_manifest(digest, stored)
+        self._manifests.put(name, digest, manifest, len(manifest.body))
+        return manifest
 
     async def put_manifest(
         self, name: str, reference: str | Digest, body: bytes, content_type: str | None
@@ -260,6 +269,7 @@ class Registry:
             parsed = None
         if parsed is not None and parsed.subject is not None:
             await self.storage.delete(layout.referrer(name, parsed.subject, reference))
+        self._manifests.discard(name, reference)
         await self.storage.delete(layout.manifest(name, reference))
 
     async def _untag_all(self, name: str, digest: Digest) -> None:

@@ -87,6 +87,22 @@ def test_manifest_pushed_through_one_replica_is_pulled_through_the_other_and_tag
         assert a.get("/v2/multi/app/manifests/v1").status_code == 404
 
 
+def test_a_manifest_cached_by_one_replica_is_gone_there_once_the_other_deletes_it(
+    replicas: tuple[RunningRegistry, ...],
+) -> None:
+    a, b = clients(*replicas)
+    with a, b:
+        manifest = image_manifest(a, "multi/cached", n=1)
+        digest = digest_of(manifest)
+        assert put_manifest(a, "multi/cached", "v1", manifest).status_code == 201
+        for reference in ("v1", digest, "v1"):  # served, and so cached, by a
+            assert a.get(f"/v2/multi/cached/manifests/{reference}").content == manifest
+        assert b.delete(f"/v2/multi/cached/manifests/{digest}").status_code == 202
+        for reference in ("v1", digest):
+            assert a.get(f"/v2/multi/cached/manifests/{reference}").status_code == 404
+            assert a.head(f"/v2/multi/cached/manifests/{reference}").status_code == 404
+
+
 def test_eight_clients_pushing_one_blob_across_replicas_all_succeed_with_one_object(
     replicas: tuple[RunningRegistry, ...],
 ) -> None:
