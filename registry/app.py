@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry import memory
 from registry.auth.base import Authorizer, OpenAuthorizer
 from registry.auth.basic import BasicAuthorizer
 from registry.auth.htpasswd import HtpasswdUsers
@@ -182,6 +183,7 @@ def create_app(config: Config, storage: Storage | None = None) -> Starlette:
             tasks.start_soon(
                 _purge_uploads_periodically, registry, config.storage.uploads.max_age_seconds
             )
+            tasks.start_soon(memory.trim_periodically)
             try:
                 yield
             finally:

@@ -9,27 +9,15 @@ so the final fsync has little left to do. Elsewhere this is a no-op.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import sys
-from collections.abc import Callable
+
+from registry import libc
 
 _SYNC_FILE_RANGE_WRITE = 2
-
-
-def _load() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return function
-
-
-_sync_file_range = _load()
+_sync_file_range = libc.function(
+    "sync_file_range",
+    [ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong, ctypes.c_uint],
+    ctypes.c_int,
+)
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
