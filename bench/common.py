@@ -9,12 +9,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from charts import Bar
 from procs import MiB, tree_cpu_seconds, tree_rss_bytes
 from servers import Server
 from transfer import Transfer
 
 GiB = 1 << 30
-RSS_LIMIT_MIB = 200
+RSS_LIMIT_MIB = 200  # peak while pushing 2 GiB
+IDLE_RSS_LIMIT_MIB = 100
+COLD_START_LIMIT_SECONDS = 1.5
 IDLE_SAMPLES = 5
 IDLE_SAMPLE_INTERVAL_SECONDS = 0.1
 IDLE_SETTLE_SECONDS = 1.0
@@ -81,3 +84,14 @@ def idle_rss_mib(server: Server) -> float:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+@dataclass(frozen=True)
+class ModeResult:
+    section: str  # Markdown
+    passed: bool  # our peak RSS within RSS_LIMIT_MIB
+    bars: list[Bar]  # for the chart
+
+
+def verdict(value: float, limit: float) -> str:
+    return "within" if value < limit else "**over**"

@@ -1,22 +1,28 @@
-"""The filesystem mode: both registries on local disk, monolithic push and GET, memory.
+"""The filesystem mode: both registries on local disk.
 
-Measures monolithic blob push and blob GET throughput (median and min-max over rounds),
-server CPU time per transfer, and the resident memory of each server's process tree (idle,
-and peak while pushing a 2 GiB blob).
+Measures monolithic and chunked (16 MiB and 1 MiB PATCHes) blob push and blob GET throughput
+(median and min-max over rounds), server CPU time per transfer, the resident memory of each
+server's process tree (idle, and peak while pushing a 2 GiB blob), tag and catalog page
+times over listings seeded on disk, and the shared request rows (`request_rows`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import project_path  # noqa: F401  (makes `registry` importable)
 from blobs import Blob, make_blob, plain_write_seconds
+from charts import Bar
+from chunked import push_chunked
 from client_check import ceiling_warnings, measure_client
 from common import (
     RSS_LIMIT_MIB,
     GiB,
+    ModeResult,
     RunInfo,
     idle_rss_mib,
     median,
@@ -25,6 +31,16 @@ from common import (
     settle_before_write,
     size_label,
     timed_with_cpu,
+)
+from listing import (
+    FileSeeder,
+    KeyLayout,
+    ListingCounts,
+    ListingResults,
+    listing_bars,
+    listing_notes,
+    listing_table,
+    measure_listing,
 )
 from procs import MiB, PeakRssSampler
 from report import (
@@ -35,10 +51,24 @@ from report import (
     results_table,
     summarize,
 )
+from request_rows import (
+    FULL_REQUESTS,
+    QUICK_REQUESTS,
+    RequestPlan,
+    RequestResults,
+    budget_notes,
+    measure_requests,
+    request_bars,
+    requests_table,
+)
 from servers import DISTRIBUTION, OURS, BenchError, Server, run_distribution, run_ours
 from transfer import blob_url, get_file, push_monolithic
 
+from registry.storage.filesystem import LISTING_STABLE_SECONDS, FilesystemStorage
+
 WARM_UP_BLOB_SIZE = 4 * MiB
+CHUNK_SIZES = (16 * MiB, 1 * MiB)
+DISTRIBUTION_KEY_ROOT = "docker/registry/v2/"  # below its rootdirectory
 
 
 @dataclass(frozen=True)
@@ -48,10 +78,28 @@ class Plan:
     blob_size: int
     rss_blob_size: int
     client_tries: int
+    listing: ListingCounts
+    requests: RequestPlan
 
 
-FULL = Plan("full", rounds=5, blob_size=512 * MiB, rss_blob_size=2 * GiB, client_tries=3)
-QUICK = Plan("quick", rounds=2, blob_size=512 * MiB, rss_blob_size=1 * GiB, client_tries=2)
+FULL = Plan(
+    "full",
+    rounds=5,
+    blob_size=512 * MiB,
+    rss_blob_size=2 * GiB,
+    client_tries=3,
+    listing=ListingCounts((1_000, 50_000), (1_000, 100_000, 1_000_000), (1_000, 100_000)),
+    requests=FULL_REQUESTS,
+)
+QUICK = Plan(
+    "quick",
+    rounds=2,
+    blob_size=512 * MiB,
+    rss_blob_size=1 * GiB,
+    client_tries=2,
+    listing=ListingCounts((1_000, 5_000), (1_000, 10_000), (1_000, 10_000)),
+    requests=QUICK_REQUESTS,
+)
 
 
 @dataclass
@@ -66,6 +114,7 @@ class Figures:
     idle_rss_end: list[float] = field(default_factory=list)  # MiB
     peak_rss: list[float] = field(default_factory=list)  # MiB
     big_push: list[float] = field(default_factory=list)  # MiB/s
+    chunked: dict[int, list[float]] = field(default_factory=dict)  # chunk size: MiB/s
 
 
 @dataclass
@@ -121,6 +170,22 @@ def measure_push_and_get(server: Server, blob: Blob, figures: Figures) -> None:
     )
 
 
+def measure_chunked(server: Server, blob_dir: Path, plan: Plan, figures: Figures) -> None:
+    """A fresh blob per chunk size (a pushed blob would be recognised, not stored again)."""
+    for chunk_size in CHUNK_SIZES:
+        blob = make_blob(blob_dir, plan.blob_size)
+        try:
+            settle_before_write()
+            push = push_chunked(server.url, blob, chunk_size)
+        finally:
+            blob.path.unlink()
+        figures.chunked.setdefault(chunk_size, []).append(push.mib_per_second)
+        progress(
+            f"    {server.name:<12} chunked push in {size_label(chunk_size)} PATCHes"
+            f" {push.mib_per_second:7.0f} MiB/s"
+        )
+
+
 def measure_plain_write(plan: Plan, blob_dir: Path, ceilings: Ceilings) -> None:
     settle_before_write()
     seconds = plain_write_seconds(blob_dir, plan.blob_size)
@@ -143,6 +208,8 @@ def run_rounds(
             order = servers if index % 2 == 0 else servers[::-1]
             for server in order:
                 measure_push_and_get(server, blob, figures[server.name])
+            for server in order:
+                measure_chunked(server, blob_dir, plan, figures[server.name])
             measure_plain_write(plan, blob_dir, ceilings)
         finally:
             blob.path.unlink()
@@ -172,13 +239,37 @@ def measure_peak_rss(
 
 def check_disk_space(plan: Plan, workdir: Path) -> None:
     servers = 2
-    needed = (plan.rounds + 1) * plan.blob_size * (servers + 1) + plan.rss_blob_size * (servers + 1)
+    per_round = plan.blob_size * (1 + len(CHUNK_SIZES)) * (servers + 1)
+    needed = (plan.rounds + 1) * per_round + plan.rss_blob_size * (servers + 1)
     free = shutil.disk_usage(workdir).free
     if free < needed * 1.2:
         raise BenchError(f"{workdir}: {free / GiB:.1f} GiB free, about {needed / GiB:.1f} needed")
 
 
-def measure_all(plan: Plan, workdir: Path) -> tuple[dict[str, Figures], Ceilings]:
+@dataclass
+class Results:
+    figures: dict[str, Figures]
+    ceilings: Ceilings
+    listing: ListingResults
+    requests: RequestResults
+
+
+def measure_file_listing(plan: Plan, workdir: Path, ours: Server, theirs: Server) -> ListingResults:
+    """Tag and catalog entries written as files where each registry's driver keeps them."""
+    ours_storage = FilesystemStorage(workdir / "ours-storage")
+    theirs_root = workdir / "distribution-storage"
+    seeder = FileSeeder({OURS: ours_storage.path_of, DISTRIBUTION: lambda key: theirs_root / key})
+    layouts = {
+        OURS: KeyLayout(OURS, "", distribution=False),
+        DISTRIBUTION: KeyLayout(DISTRIBUTION, DISTRIBUTION_KEY_ROOT, distribution=True),
+    }
+    # Our driver caches the sorted listing of a large directory once it has been unchanged
+    # for LISTING_STABLE_SECONDS: time the pages of listings that are not being changed.
+    pause = LISTING_STABLE_SECONDS + 0.5
+    return measure_listing(plan.listing, ours, theirs, seeder, layouts, pause)
+
+
+def measure_all(plan: Plan, workdir: Path) -> Results:
     blob_dir = workdir / "blobs"
     blob_dir.mkdir()
     progress("client ceiling: curl against a trivial loopback server")
@@ -195,13 +286,27 @@ def measure_all(plan: Plan, workdir: Path) -> tuple[dict[str, Figures], Ceilings
         measure_peak_rss(plan, servers, blob_dir, figures)
         for server in servers:
             figures[server.name].idle_rss_end.append(idle_rss_mib(server))
-        return figures, ceilings
+        progress("tag and catalog pages")
+        listing = measure_file_listing(plan, workdir, ours, theirs)
+        progress("request rows")
+        requests = measure_requests(
+            plan.requests, servers, workdir, {OURS: run_ours, DISTRIBUTION: run_distribution}
+        )
+        return Results(figures, ceilings, listing, requests)
 
 
 def result_rows(plan: Plan, ours: Figures, theirs: Figures) -> list[Row]:
     size, rss_size = size_label(plan.blob_size), size_label(plan.rss_blob_size)
     return [
         Row(f"monolithic push, {size} (MiB/s)", ours.push, theirs.push),
+        *(
+            Row(
+                f"chunked push, {size} in {size_label(chunk)} PATCHes (MiB/s)",
+                ours.chunked.get(chunk, []),
+                theirs.chunked.get(chunk, []),
+            )
+            for chunk in CHUNK_SIZES
+        ),
         Row(f"blob GET, {size} (MiB/s)", ours.get, theirs.get),
         Row(f"server CPU per {size} push (s)", ours.push_cpu, theirs.push_cpu, 2),
         Row(f"server CPU per {size} GET (s)", ours.get_cpu, theirs.get_cpu, 2),
@@ -212,37 +317,63 @@ def result_rows(plan: Plan, ours: Figures, theirs: Figures) -> list[Row]:
     ]
 
 
-def render(plan: Plan, figures: dict[str, Figures], ceilings: Ceilings, info: RunInfo) -> str:
+def render(plan: Plan, results: Results, info: RunInfo) -> str:
+    figures, ceilings = results.figures, results.ceilings
     ours, theirs = figures[OURS], figures[DISTRIBUTION]
-    peak = max(ours.peak_rss, default=0.0)
-    verdict = "within" if peak < RSS_LIMIT_MIB else "**EXCEEDS**"
+    their_name = f"Distribution {info.distribution_version}"
     lines = [
         f"### Results: {plan.mode} mode, {info.date}",
         "",
-        results_table(result_rows(plan, ours, theirs), f"Distribution {info.distribution_version}"),
+        results_table(result_rows(plan, ours, theirs), their_name),
         "",
         f"Median of {plan.rounds} rounds with (min-max); one run for the"
         f" {size_label(plan.rss_blob_size)} push. A ratio above 1 means ours is faster"
         " (throughput) or uses more (CPU, memory).",
         "",
-        f"- Peak RSS of our server's process tree: {peak:.1f} MiB, {verdict} the"
-        f" {RSS_LIMIT_MIB} MiB limit.",
+        requests_table(results.requests, their_name),
+        "",
+        f"Median of {plan.requests.rounds} rounds (cold start: {plan.requests.cold_starts}"
+        " starts) with (min-max).",
+        "",
+        listing_table(results.listing.rows, their_name),
+        "",
+        *budget_notes(ours.peak_rss, ours.idle_rss_start + ours.idle_rss_end, results.requests),
         f"- Client ceiling (curl against a trivial loopback server, median of"
         f" {plan.client_tries}): upload {median(ceilings.upload):,.0f} MiB/s,"
         f" download {median(ceilings.download):,.0f} MiB/s.",
         f"- Plain write baseline (this process writing {size_label(plan.blob_size)} to a new file"
         f" on the same disk, once per round): {summarize(ceilings.plain_write, 0)} MiB/s.",
+        f"- Listings: {results.listing.seeded_objects:,} files seeded in"
+        f" {results.listing.seeding_seconds:.0f} s; page times are the median (min-max) of"
+        f" {results.listing.repeats()} GETs, starting {LISTING_STABLE_SECONDS + 0.5:.1f} s after"
+        " the seeding: our driver caches a large directory's sorted listing once it has been"
+        f" unchanged for {LISTING_STABLE_SECONDS:.0f} s, so the first GET (the max) scans the"
+        " directory and the others page the cached listing.",
+        *listing_notes(results.listing, plan.listing),
         f"- Load average before / after: {info.load_before} / {info.load_after};"
         f" the run took {info.duration}.",
     ]
     if plan.mode == "quick":
         lines.append(
-            f"- Quick mode: {plan.rounds} rounds, and peak RSS measured while pushing"
-            f" {size_label(plan.rss_blob_size)} instead of 2 GiB."
+            f"- Quick mode: {plan.rounds} rounds, peak RSS measured while pushing"
+            f" {size_label(plan.rss_blob_size)} instead of 2 GiB, shorter request rows"
+            f" ({plan.requests.wrk_seconds} s per wrk run) and smaller listings."
         )
     lines.extend(f"- Warning: {warning}" for warning in ceilings.warnings)
     lines += ["", "### Machine", "", key_value_table([("Date", info.date), *info.machine])]
     return "\n".join(lines)
+
+
+def chart_bars(plan: Plan, results: Results) -> list[Bar]:
+    """Throughput rows (ours / Distribution), then the request and listing speed-ups."""
+    ours, theirs = results.figures[OURS], results.figures[DISTRIBUTION]
+    throughput = [row for row in result_rows(plan, ours, theirs) if "MiB/s" in row.label]
+    bars = [
+        Bar(row.label, statistics.median(row.ours) / statistics.median(row.theirs))
+        for row in throughput
+        if row.ours and row.theirs and statistics.median(row.theirs) > 0
+    ]
+    return bars + request_bars(results.requests) + listing_bars(results.listing)
 
 
 def plan_for(quick: bool, rounds: int | None) -> Plan:
@@ -250,12 +381,16 @@ def plan_for(quick: bool, rounds: int | None) -> Plan:
     return plan if rounds is None else dataclasses.replace(plan, rounds=rounds)
 
 
-def run(quick: bool, rounds: int | None, workdir: Path, info: RunInfo) -> tuple[str, bool]:
-    """Measure everything in workdir; the Markdown section, and whether our RSS stayed in limit."""
+def run(quick: bool, rounds: int | None, workdir: Path, info: RunInfo) -> ModeResult:
+    """Measure everything in workdir: the Markdown section, chart bars, and whether our RSS
+    stayed in limit."""
     plan = plan_for(quick, rounds)
     check_disk_space(plan, workdir)
     info.machine = machine_description(workdir, info.distribution_version)
-    figures, ceilings = measure_all(plan, workdir)
+    results = measure_all(plan, workdir)
     info.finish(load_average())
-    section = render(plan, figures, ceilings, info)
-    return section, max(figures[OURS].peak_rss, default=0.0) < RSS_LIMIT_MIB
+    return ModeResult(
+        render(plan, results, info),
+        max(results.figures[OURS].peak_rss, default=0.0) < RSS_LIMIT_MIB,
+        chart_bars(plan, results),
+    )

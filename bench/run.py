@@ -25,12 +25,13 @@ from types import FrameType
 
 import filesystem_mode
 import s3_mode
-from common import RunInfo, progress
+from charts import write_chart
+from common import ModeResult, RunInfo, progress
 from report import FILESYSTEM_MARKERS, S3_MARKERS, Markers, load_average, utc_now, write_section
 from servers import PROJECT_ROOT, BenchError, distribution_version
 
 DEFAULT_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
-Runner = Callable[[bool, int | None, Path, RunInfo], tuple[str, bool]]
+Runner = Callable[[bool, int | None, Path, RunInfo], ModeResult]
 MODES: dict[str, tuple[Runner, Markers]] = {
     "filesystem": (filesystem_mode.run, FILESYSTEM_MARKERS),
     "s3": (s3_mode.run, S3_MARKERS),
@@ -78,12 +79,17 @@ def _run_one(storage: str, args: argparse.Namespace) -> bool:
     progress(f"== {storage} ==")
     info = RunInfo(utc_now(), distribution_version(), load_average())
     with tempfile.TemporaryDirectory(prefix=f"registry-bench-{storage}-", dir=args.workdir) as tmp:
-        section, passed = runner(args.quick, args.rounds, Path(tmp), info)
-    print(section, flush=True)
+        result = runner(args.quick, args.rounds, Path(tmp), info)
+    section = result.section
     if not (args.no_write or args.quick):
+        chart = args.doc.parent / "bench" / f"{storage}.png"
+        write_chart(chart, f"{storage}: ours vs Distribution, {info.date}", result.bars)
+        link = chart.relative_to(args.doc.parent).as_posix()
+        section += f"\n\n![{storage}: ours against Distribution, by row]({link})\n"
         write_section(args.doc, section, markers)
-        progress(f"wrote the {storage} section of {args.doc}")
-    return passed
+        progress(f"wrote the {storage} section of {args.doc} and {chart}")
+    print(section, flush=True)
+    return result.passed
 
 
 def main(argv: list[str] | None = None) -> int:

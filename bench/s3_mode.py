@@ -24,6 +24,7 @@ from client_check import TrivialServer, ceiling_warnings, measure_client
 from common import (
     RSS_LIMIT_MIB,
     GiB,
+    ModeResult,
     RunInfo,
     idle_rss_mib,
     progress,
@@ -31,22 +32,12 @@ from common import (
     settle_before_write,
     size_label,
 )
+from listing import KeyLayout, Seeder, measure_listing
 from procs import MiB, PeakRssSampler, tree_cpu_seconds
 from raw_s3 import raw_get, raw_put
 from report import load_average, machine_description
-from s3_listing import (
-    CATALOG_REPOSITORY,
-    PAGE_SIZE,
-    TAG,
-    KeyLayout,
-    PageTiming,
-    Seeder,
-    seed_catalog,
-    seed_tags,
-    tags_repository,
-    time_page,
-)
-from s3_report import ListingRow, S3Ceilings, S3Figures, S3Plan, S3Results, render
+from request_rows import FULL_REQUESTS, QUICK_REQUESTS, measure_requests
+from s3_report import S3Ceilings, S3Figures, S3Plan, S3Results, chart_bars, render
 from s3_servers import (
     DISTRIBUTION_BUCKET,
     DISTRIBUTION_ROOT,
@@ -55,6 +46,8 @@ from s3_servers import (
     PART_SIZE,
     RAW_BUCKET,
     BenchSeaweedFS,
+    run_distribution_s3,
+    run_ours_s3,
     running_s3_servers,
     running_seaweedfs,
     seaweedfs_version,
@@ -64,6 +57,10 @@ from transfer import Transfer, blob_url, get_file, push_monolithic
 
 RAW = "raw S3"
 WARM_UP_BLOB_SIZE = 20 * MiB  # two chunks: 16 MiB and 4 MiB
+SMALL_CHUNK_SIZE = 1 * MiB
+# Distribution's S3 driver re-uploads the whole upload so far for every chunk under 5 MiB:
+# its time grows with the square of the size (5 s for 64 MiB here, minutes for 512 MiB).
+SMALL_CHUNK_BLOB_SIZE = 64 * MiB
 REDIRECT_STATUSES = (302, 307)
 
 
@@ -73,10 +70,11 @@ FULL = S3Plan(
     blob_size=512 * MiB,
     rss_blob_size=2 * GiB,
     client_tries=3,
-    catalog_counts=(1_000, 20_000),
+    catalog_counts=(1_000, 50_000),
     tag_counts=(1_000, 10_000, 100_000),
     distribution_tag_counts=(1_000, 10_000),
     distribution_rss=True,
+    requests=FULL_REQUESTS,
 )
 QUICK = S3Plan(
     "quick",
@@ -88,6 +86,7 @@ QUICK = S3Plan(
     tag_counts=(1_000, 10_000),
     distribution_tag_counts=(1_000, 10_000),
     distribution_rss=False,
+    requests=QUICK_REQUESTS,
 )
 
 
@@ -176,8 +175,13 @@ def warm_up(targets: list[Target], s3: Any, blob_dir: Path) -> None:
 
 
 def measure_registry(
-    target: Target, seaweed: BenchSeaweedFS, blob: Blob, chunked_blob: Blob, figures: S3Figures
+    target: Target,
+    seaweed: BenchSeaweedFS,
+    blobs: tuple[Blob, Blob, Blob],
+    figures: S3Figures,
 ) -> None:
+    """Monolithic push, GETs, then chunked pushes of the other two blobs (16 and 1 MiB)."""
+    blob, chunked_blob, small_chunked_blob = blobs
     url = target.server.url
     settle_before_write()
     push, push_cpu, push_store = _timed(
@@ -202,9 +206,13 @@ def measure_registry(
     figures.chunked.append(chunked.mib_per_second)
     figures.chunked_cpu.append(chunked_cpu)
     figures.chunked_store_cpu.append(chunked_store)
+    settle_before_write()
+    small_chunks = push_chunked(url, small_chunked_blob, SMALL_CHUNK_SIZE)
+    figures.chunked_small.append(small_chunks.mib_per_second)
     progress(
         f"    {target.name:<12} push {push.mib_per_second:5.0f} MiB/s"
-        f"  chunked {chunked.mib_per_second:5.0f}  GET {get.mib_per_second:5.0f}"
+        f"  chunked {chunked.mib_per_second:5.0f} / {small_chunks.mib_per_second:5.0f}"
+        f"  GET {get.mib_per_second:5.0f}"
         f"  redirected {redirected.mib_per_second:5.0f}"
         f"  (cpu push {push_cpu:.2f} s, SeaweedFS {push_store:.2f} s)"
     )
@@ -247,20 +255,21 @@ def run_rounds(
     by_name = {target.name: target for target in targets}
     for index in range(plan.rounds):
         progress(f"  round {index + 1}/{plan.rounds}")
-        blob, chunked_blob = (
+        blobs = (
             make_blob(blob_dir, plan.blob_size),
             make_blob(blob_dir, plan.blob_size),
+            make_blob(blob_dir, SMALL_CHUNK_BLOB_SIZE),
         )
         try:
             shift = index % len(names)
             for name in names[shift:] + names[:shift]:
                 if name == RAW:
-                    measure_raw(seaweed, s3, blob, figures[RAW])
+                    measure_raw(seaweed, s3, blobs[0], figures[RAW])
                 else:
-                    measure_registry(by_name[name], seaweed, blob, chunked_blob, figures[name])
+                    measure_registry(by_name[name], seaweed, blobs, figures[name])
         finally:
-            blob.path.unlink()
-            chunked_blob.path.unlink()
+            for blob in blobs:
+                blob.path.unlink()
         clean_up_store(seaweed)
 
 
@@ -282,93 +291,6 @@ def measure_peak_rss(
             )
     finally:
         blob.path.unlink()
-
-
-def _time_pages(
-    label: str, path: str, field_name: str, ours: Target, theirs: Target | None
-) -> ListingRow:
-    row = ListingRow(
-        label,
-        time_page(ours.server.url, path, field_name),
-        None if theirs is None else time_page(theirs.server.url, path, field_name),
-    )
-    progress(f"    {label}: {_page_summary(row.ours)}; Distribution {_page_summary(row.theirs)}")
-    return row
-
-
-def _page_summary(timing: PageTiming | None) -> str:
-    if timing is None:
-        return "-"
-    middle = sorted(timing.milliseconds)[len(timing.milliseconds) // 2]
-    return f"{middle:.1f} ms ({timing.items} entries)"
-
-
-def measure_listing(
-    plan: S3Plan, targets: list[Target], seaweed: BenchSeaweedFS, results: S3Results
-) -> None:
-    """Seed catalog markers, then tags, at growing counts; time a page after each step."""
-    ours, theirs = (next(t for t in targets if t.name == name) for name in (OURS, DISTRIBUTION))
-    layouts = {
-        OURS: KeyLayout(OURS_BUCKET, OURS_PREFIX + "/", distribution=False),
-        DISTRIBUTION: KeyLayout(DISTRIBUTION_BUCKET, DISTRIBUTION_ROOT, distribution=True),
-    }
-    seeder = Seeder(seaweed.endpoint_url)
-    rows = results.listing
-    try:
-        seeded = 0
-        for count in plan.catalog_counts:
-            started = time.perf_counter()
-            for layout in layouts.values():
-                seed_catalog(seeder, layout, seeded, count)
-            results.seeded_objects += 2 * (count - seeded)
-            results.seeding_seconds += time.perf_counter() - started
-            seeded = count
-            path = f"/v2/_catalog?n={PAGE_SIZE}"
-            rows.append(
-                _time_pages(
-                    f"catalog, {count:,} repositories, first page",
-                    path,
-                    "repositories",
-                    ours,
-                    theirs,
-                )
-            )
-        middle = CATALOG_REPOSITORY.format(seeded // 2)
-        rows.append(
-            _time_pages(
-                f"catalog, {seeded:,} repositories, page after the {seeded // 2:,}th",
-                f"/v2/_catalog?n={PAGE_SIZE}&last={middle}",
-                "repositories",
-                ours,
-                theirs,
-            )
-        )
-        for count in plan.tag_counts:
-            repository = tags_repository(count)
-            with_theirs = count in plan.distribution_tag_counts
-            started = time.perf_counter()
-            seed_tags(seeder, layouts[OURS], repository, count)
-            if with_theirs:
-                seed_tags(seeder, layouts[DISTRIBUTION], repository, count)
-            results.seeded_objects += (count + 1) * (2 if with_theirs else 1)
-            results.seeding_seconds += time.perf_counter() - started
-            other = theirs if with_theirs else None
-            path = f"/v2/{repository}/tags/list?n={PAGE_SIZE}"
-            rows.append(
-                _time_pages(f"tags/list, {count:,} tags, first page", path, "tags", ours, other)
-            )
-            if count == max(plan.tag_counts):
-                rows.append(
-                    _time_pages(
-                        f"tags/list, {count:,} tags, page after the {count // 2:,}th",
-                        f"{path}&last={TAG.format(count // 2)}",
-                        "tags",
-                        ours,
-                        other,
-                    )
-                )
-    finally:
-        seeder.close()
 
 
 # -- orchestration -----------------------------------------------------------------------------
@@ -415,7 +337,27 @@ def measure_all(plan: S3Plan, workdir: Path) -> S3Results:
         measure_peak_rss(plan, targets, blob_dir, figures)
         clean_up_store(seaweed)
         progress("tag and catalog pages")
-        measure_listing(plan, targets, seaweed, results)
+        layouts = {
+            OURS: KeyLayout(OURS_BUCKET, OURS_PREFIX + "/", distribution=False),
+            DISTRIBUTION: KeyLayout(DISTRIBUTION_BUCKET, DISTRIBUTION_ROOT, distribution=True),
+        }
+        seeder = Seeder(seaweed.endpoint_url)
+        try:
+            results.listing = measure_listing(
+                plan.listing, targets[0].server, targets[1].server, seeder, layouts
+            )
+        finally:
+            seeder.close()
+        progress("request rows")
+        results.requests = measure_requests(
+            plan.requests,
+            [target.server for target in targets],
+            workdir,
+            {
+                OURS: lambda directory: run_ours_s3(directory, seaweed, redirect=False),
+                DISTRIBUTION: lambda directory: run_distribution_s3(directory, seaweed, False),
+            },
+        )
     return results
 
 
@@ -424,8 +366,9 @@ def plan_for(quick: bool, rounds: int | None) -> S3Plan:
     return plan if rounds is None else dataclasses.replace(plan, rounds=rounds)
 
 
-def run(quick: bool, rounds: int | None, workdir: Path, info: RunInfo) -> tuple[str, bool]:
-    """Measure everything in workdir; the Markdown section, and whether our RSS stayed in limit."""
+def run(quick: bool, rounds: int | None, workdir: Path, info: RunInfo) -> ModeResult:
+    """Measure everything in workdir: the Markdown section, chart bars, and whether our RSS
+    stayed in limit."""
     plan = plan_for(quick, rounds)
     check_disk_space(plan, workdir)
     info.machine = machine_description(
@@ -434,5 +377,8 @@ def run(quick: bool, rounds: int | None, workdir: Path, info: RunInfo) -> tuple[
     info.machine.append(("SeaweedFS", f"{seaweedfs_version()} (`weed server`, one process)"))
     results = measure_all(plan, workdir)
     info.finish(load_average())
-    section = render(plan, results, info)
-    return section, max(results.figures[OURS].peak_rss, default=0.0) < RSS_LIMIT_MIB
+    return ModeResult(
+        render(plan, results, info),
+        max(results.figures[OURS].peak_rss, default=0.0) < RSS_LIMIT_MIB,
+        chart_bars(plan, results),
+    )

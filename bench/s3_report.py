@@ -5,10 +5,27 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from common import RSS_LIMIT_MIB, RunInfo, median, size_label
+from charts import Bar
+from common import RunInfo, median, size_label
+from listing import (
+    MAX_REPEATS,
+    REPEAT_BUDGET_SECONDS,
+    SEED_THREADS,
+    ListingCounts,
+    ListingResults,
+    distribution_lists_every_tag,
+    listing_bars,
+    listing_table,
+)
 from procs import MiB
 from report import key_value_table, summarize
-from s3_listing import MAX_REPEATS, PAGE_SIZE, REPEAT_BUDGET_SECONDS, SEED_THREADS, PageTiming
+from request_rows import (
+    RequestPlan,
+    RequestResults,
+    budget_notes,
+    request_bars,
+    requests_table,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +39,11 @@ class S3Plan:
     tag_counts: tuple[int, ...]
     distribution_tag_counts: tuple[int, ...]  # Distribution lists every tag: seeded up to 10k
     distribution_rss: bool
+    requests: RequestPlan
+
+    @property
+    def listing(self) -> ListingCounts:
+        return ListingCounts(self.catalog_counts, self.tag_counts, self.distribution_tag_counts)
 
 
 @dataclass
@@ -29,7 +51,8 @@ class S3Figures:
     """Everything measured on one target (ours, Distribution, or the raw bucket)."""
 
     push: list[float] = field(default_factory=list)  # MiB/s, monolithic (raw: multipart PUT)
-    chunked: list[float] = field(default_factory=list)  # MiB/s
+    chunked: list[float] = field(default_factory=list)  # MiB/s, 16 MiB PATCHes
+    chunked_small: list[float] = field(default_factory=list)  # MiB/s, 1 MiB PATCHes
     get: list[float] = field(default_factory=list)  # MiB/s, proxied (raw: presigned GET)
     get_redirect: list[float] = field(default_factory=list)  # MiB/s, curl -L
     push_cpu: list[float] = field(default_factory=list)  # s, server (raw: boto3 client)
@@ -52,20 +75,12 @@ class S3Ceilings:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class ListingRow:
-    label: str
-    ours: PageTiming
-    theirs: PageTiming | None
-
-
 @dataclass
 class S3Results:
     figures: dict[str, S3Figures]
     ceilings: S3Ceilings
-    listing: list[ListingRow] = field(default_factory=list)
-    seeded_objects: int = 0
-    seeding_seconds: float = 0.0
+    listing: ListingResults = field(default_factory=ListingResults)
+    requests: RequestResults = field(default_factory=RequestResults)
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,12 @@ def transfer_rows(plan: S3Plan, ours: S3Figures, theirs: S3Figures, raw: S3Figur
             ours.chunked,
             theirs.chunked,
             raw.push,
+        ),
+        S3Row(
+            "chunked push, 64 MiB in 1 MiB PATCHes (MiB/s)",
+            ours.chunked_small,
+            theirs.chunked_small,
+            [],
         ),
         S3Row(f"blob GET, proxied, {size} (MiB/s)", ours.get, theirs.get, raw.get),
         S3Row(
@@ -138,51 +159,22 @@ def transfer_table(rows: list[S3Row], their_name: str) -> str:
     return "\n".join(lines)
 
 
-def _page_cell(timing: PageTiming | None) -> str:
-    if timing is None:
-        return "-"
-    cell = summarize(timing.milliseconds, 1)
-    return cell if timing.items == PAGE_SIZE else f"{cell} [{timing.items:,} entries]"
-
-
-def listing_table(rows: list[ListingRow], their_name: str) -> str:
-    lines = [
-        f"| GET, n={PAGE_SIZE} (ms) | ours | {their_name} | ours / Distribution |",
-        "|---|---:|---:|---:|",
-    ]
-    for row in rows:
-        theirs = row.theirs.milliseconds if row.theirs else []
-        ratio = _ratio(row.ours.milliseconds, theirs)
-        lines.append(
-            f"| {row.label} | {_page_cell(row.ours)} | {_page_cell(row.theirs)} | {ratio} |"
-        )
-    return "\n".join(lines)
-
-
 def _notes(plan: S3Plan, results: S3Results, info: RunInfo) -> list[str]:
     ours = results.figures["ours"]
-    peak = max(ours.peak_rss, default=0.0)
-    verdict = "within" if peak < RSS_LIMIT_MIB else "**EXCEEDS**"
     ceilings = results.ceilings
-    counts = [len(t.milliseconds) for r in results.listing for t in (r.ours, r.theirs) if t]
-    repeats = f"{min(counts, default=0)}-{max(counts, default=0)}"
+    repeats = results.listing.repeats()
     notes = [
-        f"- Peak RSS of our server's process tree: {peak:.1f} MiB, {verdict} the"
-        f" {RSS_LIMIT_MIB} MiB limit.",
+        *budget_notes(ours.peak_rss, ours.idle_rss_start, results.requests),
         f"- Client ceiling (against a trivial loopback server, median of {plan.client_tries}):"
         f" curl upload {median(ceilings.upload):,.0f} MiB/s, download"
         f" {median(ceilings.download):,.0f} MiB/s; the chunked-push client"
         f" {median(ceilings.chunked):,.0f} MiB/s.",
-        f"- Seeding: {results.seeded_objects:,} small objects in"
-        f" {results.seeding_seconds:.0f} s ({SEED_THREADS} threads, unsigned PUTs straight into"
-        f" the buckets). Page times: median (min-max) of {repeats} GETs"
+        f"- Seeding: {results.listing.seeded_objects:,} small objects in"
+        f" {results.listing.seeding_seconds:.0f} s ({SEED_THREADS} threads, unsigned PUTs"
+        f" straight into the buckets). Page times: median (min-max) of {repeats} GETs"
         f" (up to {MAX_REPEATS}, fewer when they take over {REPEAT_BUDGET_SECONDS:.0f} s).",
     ]
-    all_tags = [
-        row
-        for row in results.listing
-        if row.theirs is not None and "tags" in row.label and row.theirs.items > PAGE_SIZE
-    ]
+    all_tags = distribution_lists_every_tag(results.listing)
     if all_tags:
         entries = ", ".join(f"{row.theirs.items:,}" for row in all_tags if row.theirs)
         note = (
@@ -202,7 +194,7 @@ def _notes(plan: S3Plan, results: S3Results, info: RunInfo) -> list[str]:
             f"- Quick mode: {plan.rounds} rounds, peak RSS while pushing"
             f" {size_label(plan.rss_blob_size)} instead of 2 GiB (ours only),"
             f" {max(plan.tag_counts):,} tags instead of 100,000 and"
-            f" {max(plan.catalog_counts):,} repositories instead of 20,000."
+            f" {max(plan.catalog_counts):,} repositories instead of 50,000."
         )
     notes.extend(f"- Warning: {warning}" for warning in ceilings.warnings)
     return notes
@@ -222,11 +214,17 @@ def render(plan: S3Plan, results: S3Results, info: RunInfo) -> str:
         f" {size_label(plan.rss_blob_size)} push. A ratio above 1 means ours is faster"
         " (throughput) or uses more (CPU, memory). Raw S3: a boto3 multipart upload with 16 MiB"
         " parts, 2 in flight (its CPU is the boto3 client's), and curl on a presigned URL for"
-        " both GET rows.",
+        " both GET rows. The 1 MiB-PATCH row pushes 64 MiB: Distribution's S3 driver re-uploads"
+        " the whole upload for every chunk under 5 MiB, so its time grows with the square of"
+        " the size (about 5 s for 64 MiB here; minutes for 512 MiB).",
         "",
-        listing_table(results.listing, their_name),
+        listing_table(results.listing.rows, their_name),
         "",
-        "A ratio below 1 means ours answers faster.",
+        requests_table(results.requests, their_name),
+        "",
+        f"Median of {plan.requests.rounds} rounds (cold start: {plan.requests.cold_starts}"
+        " starts) with (min-max); on S3, every manifest GET and small push makes requests to"
+        " SeaweedFS.",
         "",
         *_notes(plan, results, info),
         "",
@@ -235,3 +233,15 @@ def render(plan: S3Plan, results: S3Results, info: RunInfo) -> str:
         key_value_table([("Date", info.date), *info.machine]),
     ]
     return "\n".join(lines)
+
+
+def chart_bars(plan: S3Plan, results: S3Results) -> list[Bar]:
+    """Throughput rows (ours / Distribution), then the listing and request speed-ups."""
+    figures = results.figures
+    rows = transfer_rows(plan, figures["ours"], figures["Distribution"], figures["raw S3"])
+    bars = [
+        Bar(row.label, statistics.median(row.ours) / statistics.median(row.theirs))
+        for row in rows
+        if "MiB/s" in row.label and row.ours and row.theirs and statistics.median(row.theirs)
+    ]
+    return bars + listing_bars(results.listing) + request_bars(results.requests)

@@ -21,7 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUR_PYTHON = PROJECT_ROOT / ".venv" / "bin" / "python"
 DISTRIBUTION_BINARY = "/usr/bin/docker-registry"
 READY_TIMEOUT_SECONDS = 30.0
-READY_POLL_SECONDS = 0.05
+READY_POLL_SECONDS = 0.01
 STOP_TIMEOUT_SECONDS = 10.0
 LOOPBACK = "127.0.0.1"
 OURS, DISTRIBUTION = "ours", "Distribution"
@@ -37,6 +37,7 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    ready_seconds: float  # from the process start to its first 200 on /v2/
 
     @property
     def pid(self) -> int:
@@ -55,17 +56,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_ready(server: Server) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+def _wait_ready(
+    name: str, url: str, process: subprocess.Popen[bytes], log_path: Path, started: float
+) -> float:
+    """Seconds from started (monotonic) until url/v2/ answers 200, polled every
+    READY_POLL_SECONDS."""
+    deadline = started + READY_TIMEOUT_SECONDS
     with httpx.Client(trust_env=False, timeout=2.0) as client:
         while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                raise BenchError(f"{server.name} exited at start-up:\n{server.log_tail()}")
+            if process.poll() is not None:
+                tail = log_path.read_text(errors="replace").splitlines()[-20:]
+                raise BenchError(f"{name} exited at start-up:\n" + "\n".join(tail))
             with contextlib.suppress(httpx.TransportError):
-                if client.get(f"{server.url}/v2/").status_code == 200:
-                    return
+                if client.get(f"{url}/v2/").status_code == 200:
+                    return time.monotonic() - started
             time.sleep(READY_POLL_SECONDS)
-    raise BenchError(f"{server.name} not ready after {READY_TIMEOUT_SECONDS:.0f} s")
+    raise BenchError(f"{name} not ready after {READY_TIMEOUT_SECONDS:.0f} s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -87,6 +93,7 @@ def running_server(
     name: str, command: list[str], env: dict[str, str], port: int, workdir: Path
 ) -> Iterator[Server]:
     log_path = workdir / f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')}.log"
+    started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             command,
@@ -97,10 +104,10 @@ def running_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches only us; we stop it by its group id
         )
-    server = Server(name, f"http://{LOOPBACK}:{port}", process, log_path)
     try:
-        _wait_ready(server)
-        yield server
+        url = f"http://{LOOPBACK}:{port}"
+        ready_seconds = _wait_ready(name, url, process, log_path, started)
+        yield Server(name, url, process, log_path, ready_seconds)
     finally:
         _stop(process)
 

@@ -1,0 +1,252 @@
+"""The request rows both storage modes share: request rates, a real client, cold start.
+
+Measured alternately (the server that goes first alternates between rounds) on servers that
+are already running, after the mode's own transfer rounds:
+
+- manifest GET by tag and by digest at each concurrency (wrk, requests/s);
+- pushes of new 4 KiB blobs from 8 connections (POST + PUT ?digest=, pushes/s);
+- 32 concurrent GETs of one 4 MiB blob (aggregate MiB/s);
+- `skopeo copy` of an image of 10 new 20 MiB layers from an OCI layout into the registry,
+  then from the registry into a new layout (seconds each);
+- cold start: a fresh server process until its first 200 on /v2/ (seconds), on its own.
+
+Every figure is reported as a speed-up: Distribution's time / ours, or our rate /
+Distribution's, so above 1 always means ours is better.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from blobs import Blob, make_blob
+from charts import Bar
+from common import (
+    COLD_START_LIMIT_SECONDS,
+    IDLE_RSS_LIMIT_MIB,
+    RSS_LIMIT_MIB,
+    progress,
+    verdict,
+)
+from procs import MiB
+from report import summarize
+from servers import DISTRIBUTION, OURS, Server
+from transfer import push_monolithic
+from workloads import (
+    MANIFEST_TAG,
+    make_oci_layout,
+    manifest_rate,
+    parallel_get_mib_per_second,
+    seed_manifest,
+    skopeo_round_trip,
+    small_blob_pushes_per_second,
+)
+
+Launcher = Callable[[Path], contextlib.AbstractContextManager[Server]]
+
+SMALL_BLOB_SIZE = 4 << 10
+SMALL_BLOB_CONCURRENCY = 8
+PARALLEL_GET_BLOB_SIZE = 4 * MiB
+PARALLEL_GETS = 32
+
+
+@dataclass(frozen=True)
+class RequestPlan:
+    rounds: int
+    wrk_seconds: int
+    concurrencies: tuple[int, ...]
+    small_blobs: int  # per round and server
+    parallel_get_rounds: int  # times PARALLEL_GETS GETs, per round and server
+    skopeo_layers: int
+    skopeo_layer_size: int
+    cold_starts: int  # per server
+
+
+FULL_REQUESTS = RequestPlan(
+    rounds=3,
+    wrk_seconds=3,
+    concurrencies=(1, 32, 128),
+    small_blobs=1_500,
+    parallel_get_rounds=4,
+    skopeo_layers=10,
+    skopeo_layer_size=20 * MiB,
+    cold_starts=5,
+)
+QUICK_REQUESTS = RequestPlan(
+    rounds=1,
+    wrk_seconds=1,
+    concurrencies=(1, 32, 128),
+    small_blobs=400,
+    parallel_get_rounds=2,
+    skopeo_layers=10,
+    skopeo_layer_size=20 * MiB,
+    cold_starts=2,
+)
+
+
+@dataclass(frozen=True)
+class RowKind:
+    label: str
+    unit: str
+    higher_is_better: bool
+    decimals: int = 0
+    budget: float | None = None  # judged against this absolute limit, not against Distribution
+
+
+@dataclass
+class RequestResults:
+    """Per row label: the kind, and every figure of ours and of Distribution."""
+
+    kinds: dict[str, RowKind] = field(default_factory=dict)
+    figures: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def add(self, kind: RowKind, server: str, value: float) -> None:
+        self.kinds.setdefault(kind.label, kind)
+        self.figures.setdefault(kind.label, {OURS: [], DISTRIBUTION: []})[server].append(value)
+
+    def speedup(self, label: str) -> float | None:
+        """Above 1: ours better (faster, or more per second)."""
+        ours, theirs = (self.figures[label][name] for name in (OURS, DISTRIBUTION))
+        if not ours or not theirs:
+            return None
+        mine, other = statistics.median(ours), statistics.median(theirs)
+        if self.kinds[label].higher_is_better:
+            return mine / other if other else None
+        return other / mine if mine else None
+
+
+def _manifest_kind(reference: str, connections: int) -> RowKind:
+    return RowKind(f"manifest GET by {reference}, c={connections} (req/s)", "req/s", True)
+
+
+SMALL_PUSH = RowKind(
+    f"push of new 4 KiB blobs, {SMALL_BLOB_CONCURRENCY} connections (pushes/s)", "pushes/s", True
+)
+PARALLEL_GET = RowKind(
+    f"{PARALLEL_GETS} concurrent GETs of a 4 MiB blob (MiB/s, all together)", "MiB/s", True
+)
+COLD_START = RowKind(
+    "cold start to the first 200 on /v2/ (s)", "s", False, 2, COLD_START_LIMIT_SECONDS
+)
+
+
+def _skopeo_kinds(plan: RequestPlan) -> tuple[RowKind, RowKind]:
+    image = f"{plan.skopeo_layers} x {plan.skopeo_layer_size // MiB} MiB layers"
+    return (
+        RowKind(f"skopeo copy of {image}: layout to registry (s)", "s", False, 2),
+        RowKind(f"skopeo copy of {image}: registry to layout (s)", "s", False, 2),
+    )
+
+
+def _measure_rates(
+    plan: RequestPlan, server: Server, manifest_digest: str, blob: Blob, results: RequestResults
+) -> None:
+    for reference, label in ((MANIFEST_TAG, "tag"), (manifest_digest, "digest")):
+        for connections in plan.concurrencies:
+            rate = manifest_rate(server.url, reference, connections, plan.wrk_seconds)
+            results.add(_manifest_kind(label, connections), server.name, rate)
+    pushes = small_blob_pushes_per_second(
+        server.url, plan.small_blobs, SMALL_BLOB_SIZE, SMALL_BLOB_CONCURRENCY
+    )
+    results.add(SMALL_PUSH, server.name, pushes)
+    gets = parallel_get_mib_per_second(
+        server.url, blob, PARALLEL_GETS, PARALLEL_GETS * plan.parallel_get_rounds
+    )
+    results.add(PARALLEL_GET, server.name, gets)
+    progress(
+        f"    {server.name:<12} manifest by tag c=32 "
+        f"{results.figures[_manifest_kind('tag', 32).label][server.name][-1]:,.0f} req/s, "
+        f"small pushes {pushes:,.0f}/s, parallel GETs {gets:,.0f} MiB/s"
+    )
+
+
+def measure_requests(
+    plan: RequestPlan,
+    servers: list[Server],
+    workdir: Path,
+    launchers: dict[str, Launcher],
+) -> RequestResults:
+    results = RequestResults()
+    blob_dir = workdir / "request-rows"
+    blob_dir.mkdir()
+    try:
+        blob = make_blob(blob_dir, PARALLEL_GET_BLOB_SIZE)
+        manifests = {}
+        for server in servers:
+            manifests[server.name] = seed_manifest(server.url)
+            push_monolithic(server.url, blob)
+        push_kind, pull_kind = _skopeo_kinds(plan)
+        for index in range(plan.rounds):
+            progress(f"  requests, round {index + 1}/{plan.rounds}")
+            order = servers if index % 2 == 0 else servers[::-1]
+            for server in order:
+                _measure_rates(plan, server, manifests[server.name], blob, results)
+            layout = make_oci_layout(
+                blob_dir / f"layout-{index}", plan.skopeo_layers, plan.skopeo_layer_size
+            )
+            for server in order:
+                push, pull = skopeo_round_trip(server.url, layout, f"bench/skopeo-{index}")
+                results.add(push_kind, server.name, push)
+                results.add(pull_kind, server.name, pull)
+                progress(f"    {server.name:<12} skopeo in {push:.2f} s, out {pull:.2f} s")
+            shutil.rmtree(layout.path)
+        progress(f"cold start, {plan.cold_starts} times each")
+        for index in range(plan.cold_starts):
+            names = list(launchers) if index % 2 == 0 else list(launchers)[::-1]
+            for name in names:
+                start_dir = workdir / f"cold-start-{name.lower()}-{index}"
+                start_dir.mkdir()
+                with launchers[name](start_dir) as server:
+                    results.add(COLD_START, name, server.ready_seconds)
+                shutil.rmtree(start_dir, ignore_errors=True)
+    finally:
+        shutil.rmtree(blob_dir, ignore_errors=True)
+    return results
+
+
+def requests_table(results: RequestResults, their_name: str) -> str:
+    lines = [
+        f"| | ours | {their_name} | speed-up (> 1: ours better) |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, kind in results.kinds.items():
+        ours, theirs = (results.figures[label][name] for name in (OURS, DISTRIBUTION))
+        speedup = results.speedup(label)
+        shown = "-" if speedup is None else f"{speedup:.2f}"
+        if kind.budget is not None and ours:
+            worst = max(ours)
+            shown = f"budget {kind.budget:g} {kind.unit}: {verdict(worst, kind.budget)}"
+        lines.append(
+            f"| {label} | {summarize(ours, kind.decimals)} | {summarize(theirs, kind.decimals)}"
+            f" | {shown} |"
+        )
+    return "\n".join(lines)
+
+
+def budget_notes(
+    peak_rss: list[float], idle_rss: list[float], results: RequestResults
+) -> list[str]:
+    """Our figures against the absolute budgets (not against Distribution's Go binary)."""
+    peak, idle = max(peak_rss, default=0.0), max(idle_rss, default=0.0)
+    start = max(results.figures.get(COLD_START.label, {}).get(OURS, []), default=0.0)
+    return [
+        f"- Budgets, ours: peak RSS {peak:.1f} MiB, {verdict(peak, RSS_LIMIT_MIB)} the"
+        f" {RSS_LIMIT_MIB} MiB budget; idle RSS at most {idle:.1f} MiB,"
+        f" {verdict(idle, IDLE_RSS_LIMIT_MIB)} {IDLE_RSS_LIMIT_MIB} MiB; slowest cold start"
+        f" {start:.2f} s, {verdict(start, COLD_START_LIMIT_SECONDS)}"
+        f" {COLD_START_LIMIT_SECONDS} s (whole process tree; one server process). Memory and"
+        " cold start are judged against these budgets, not against Distribution's Go binary.",
+    ]
+
+
+def request_bars(results: RequestResults) -> list[Bar]:
+    bars = []
+    for label, kind in results.kinds.items():
+        speedup = results.speedup(label)
+        if speedup is not None and kind.budget is None:
+            bars.append(Bar(label, speedup))
+    return bars

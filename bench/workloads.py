@@ -1,0 +1,303 @@
+"""Request-rate and client workloads, the same against every server.
+
+- manifest GET by tag and by digest at several concurrencies: `wrk` (C, another process);
+- small-blob pushes (POST + PUT ?digest= of 4 KiB) from concurrent keep-alive connections:
+  a minimal asyncio HTTP/1.1 client, a few tens of microseconds per request;
+- concurrent GETs of one 4 MiB blob: one `curl --parallel` process;
+- `skopeo copy` of a many-layer image from an OCI layout into the registry and back out.
+
+Every loop is bounded in count and in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from blobs import Blob, make_blob
+from procs import MiB
+from servers import BenchError
+from transfer import blob_url
+
+MANIFEST_REPOSITORY = "bench/manifest"
+MANIFEST_TAG = "latest"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+SMALL_BLOB_REPOSITORY = "bench/small"
+WRK_TIMEOUT_MARGIN_SECONDS = 30
+SMALL_PUSH_TIMEOUT_SECONDS = 120.0
+PARALLEL_GET_TIMEOUT_SECONDS = 300
+SKOPEO_TIMEOUT_SECONDS = 600
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
+# -- manifests ---------------------------------------------------------------------------------
+
+
+def _put_blob(client: httpx.Client, base_url: str, repository: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    response = client.post(f"{base_url}/v2/{repository}/blobs/uploads/")
+    if response.status_code == 202:
+        location = httpx.URL(base_url).join(response.headers["location"])
+        response = client.put(location.copy_merge_params({"digest": digest}), content=data)
+    if response.status_code != 201:
+        raise BenchError(f"blob push to {base_url}: {response.status_code} {response.text[:200]}")
+    return digest
+
+
+def seed_manifest(base_url: str) -> str:
+    """Push a config blob and an image manifest tagged MANIFEST_TAG; the manifest's digest."""
+    with httpx.Client(trust_env=False, timeout=REQUEST_TIMEOUT_SECONDS) as client:
+        config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+        config_digest = _put_blob(client, base_url, MANIFEST_REPOSITORY, config)
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+                "layers": [],
+                "annotations": {"org.example.bench": "manifest GET"},
+            },
+            indent=3,  # about 500 bytes, like a small real manifest
+        ).encode()
+        response = client.put(
+            f"{base_url}/v2/{MANIFEST_REPOSITORY}/manifests/{MANIFEST_TAG}",
+            content=manifest,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
+        if response.status_code != 201:
+            raise BenchError(f"manifest PUT: {response.status_code} {response.text[:200]}")
+        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+_REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
+_FAILURES = re.compile(r"^\s*(Non-2xx or 3xx responses|Socket errors):.*$", re.MULTILINE)
+
+
+def wrk_requests_per_second(url: str, connections: int, seconds: int, headers: list[str]) -> float:
+    """wrk's requests/s for url; a BenchError if any request failed or got a non-2xx answer."""
+    command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s"]
+    command += ["--timeout", "10s", "--latency"]
+    for header in headers:
+        command += ["-H", header]
+    try:
+        result = subprocess.run(
+            [*command, url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + WRK_TIMEOUT_MARGIN_SECONDS,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"wrk on {url} did not finish") from None
+    rate = _REQUESTS_PER_SECOND.search(result.stdout)
+    if result.returncode != 0 or rate is None:
+        raise BenchError(f"wrk on {url} failed: {result.stderr.strip() or result.stdout[-300:]}")
+    failures = _FAILURES.search(result.stdout)
+    if failures is not None:
+        raise BenchError(f"wrk on {url}: {failures.group(0).strip()}")
+    return float(rate.group(1))
+
+
+def manifest_rate(base_url: str, reference: str, connections: int, seconds: int) -> float:
+    url = f"{base_url}/v2/{MANIFEST_REPOSITORY}/manifests/{reference}"
+    return wrk_requests_per_second(url, connections, seconds, [f"Accept: {OCI_MANIFEST}"])
+
+
+# -- small blobs -------------------------------------------------------------------------------
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection; answers must carry a Content-Length."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+        self.reader, self.writer, self.host = reader, writer, host
+
+    async def request(
+        self, method: str, target: str, body: bytes, content_type: str = ""
+    ) -> tuple[int, dict[str, str]]:
+        head = f"{method} {target} HTTP/1.1\r\nHost: {self.host}\r\n"
+        if content_type:
+            head += f"Content-Type: {content_type}\r\n"
+        self.writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *lines = raw.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            if ":" in line:
+                key, value = line.split(":", 1)
+                headers[key.strip().lower()] = value.strip()
+        if "content-length" not in headers:
+            raise BenchError(f"{method} {target}: answer without Content-Length")
+        await self.reader.readexactly(int(headers["content-length"]))
+        return int(status_line.split()[1]), headers
+
+
+def _target(location: str) -> str:
+    parts = urlsplit(location)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+async def _push_small_blobs(
+    base_url: str, blobs: list[tuple[str, bytes]], concurrency: int
+) -> None:
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    pending = iter(blobs)
+
+    async def pusher() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        connection = _Connection(reader, writer, f"{host}:{port}")
+        try:
+            for digest, body in pending:
+                status, headers = await connection.request(
+                    "POST", f"/v2/{SMALL_BLOB_REPOSITORY}/blobs/uploads/", b""
+                )
+                if status != 202 or "location" not in headers:
+                    raise BenchError(f"POST upload: status {status}")
+                target = _target(headers["location"])
+                target += ("&" if "?" in target else "?") + f"digest={digest}"
+                status, _ = await connection.request(
+                    "PUT", target, body, "application/octet-stream"
+                )
+                if status != 201:
+                    raise BenchError(f"PUT of a small blob: status {status}")
+        finally:
+            writer.close()
+
+    await asyncio.wait_for(
+        asyncio.gather(*(pusher() for _ in range(concurrency))), SMALL_PUSH_TIMEOUT_SECONDS
+    )
+
+
+def small_blob_pushes_per_second(base_url: str, count: int, size: int, concurrency: int) -> float:
+    """Push count new blobs of size bytes from concurrency connections; pushes per second."""
+    blobs = []
+    for _ in range(count):
+        body = os.urandom(size)
+        blobs.append(("sha256:" + hashlib.sha256(body).hexdigest(), body))
+    started = time.perf_counter()
+    asyncio.run(_push_small_blobs(base_url, blobs, concurrency))
+    return count / (time.perf_counter() - started)
+
+
+# -- concurrent blob GETs ----------------------------------------------------------------------
+
+
+def parallel_get_mib_per_second(base_url: str, blob: Blob, parallel: int, total: int) -> float:
+    """total GETs of blob, parallel at a time, from one curl process; aggregate MiB/s."""
+    url = blob_url(base_url, blob.digest)
+    command = ["curl", "-q", "-sS", "--noproxy", "*", "--parallel", "--parallel-immediate"]
+    command += ["--parallel-max", str(parallel), "-w", "%{http_code} %{size_download}\\n"]
+    for _ in range(total):
+        command += ["-o", "/dev/null", url]
+    started = time.perf_counter()
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=PARALLEL_GET_TIMEOUT_SECONDS
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError("parallel GETs did not finish") from None
+    seconds = time.perf_counter() - started
+    answers = result.stdout.split("\n")[:-1]
+    expected = f"200 {blob.size}"
+    if result.returncode != 0 or len(answers) != total or any(a != expected for a in answers):
+        raise BenchError(f"parallel GETs: {result.stderr.strip() or set(answers)}")
+    return total * blob.size / MiB / seconds
+
+
+# -- skopeo ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layout:
+    path: Path
+    tag: str
+    size: int  # bytes of all layers
+
+
+def _write_blob(blobs_dir: Path, data: bytes) -> dict[str, object]:
+    digest = hashlib.sha256(data).hexdigest()
+    (blobs_dir / digest).write_bytes(data)
+    return {"digest": f"sha256:{digest}", "size": len(data)}
+
+
+def make_oci_layout(directory: Path, layers: int, layer_size: int, tag: str = "bench") -> Layout:
+    """An OCI image layout holding one image of `layers` new random layers."""
+    blobs_dir = directory / "blobs" / "sha256"
+    blobs_dir.mkdir(parents=True)
+    layer_descriptors = []
+    for _ in range(layers):
+        blob = make_blob(blobs_dir, layer_size)
+        blob.path.rename(blobs_dir / blob.digest.split(":", 1)[1])
+        layer_descriptors.append({"mediaType": OCI_LAYER, "digest": blob.digest, "size": blob.size})
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in layer_descriptors]},
+        }
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, **_write_blob(blobs_dir, config)},
+            "layers": layer_descriptors,
+        }
+    ).encode()
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                **_write_blob(blobs_dir, manifest),
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }
+        ],
+    }
+    (directory / "index.json").write_text(json.dumps(index))
+    (directory / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return Layout(directory, tag, layers * layer_size)
+
+
+def skopeo_copy_seconds(source: str, destination: str) -> float:
+    command = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false"]
+    environment = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    started = time.perf_counter()
+    try:
+        result = subprocess.run(
+            [*command, source, destination],
+            capture_output=True,
+            text=True,
+            timeout=SKOPEO_TIMEOUT_SECONDS,
+            env=environment,
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"skopeo copy {source} {destination} did not finish") from None
+    if result.returncode != 0:
+        raise BenchError(f"skopeo copy {source} {destination}: {result.stderr.strip()[-400:]}")
+    return time.perf_counter() - started
+
+
+def skopeo_round_trip(base_url: str, layout: Layout, repository: str) -> tuple[float, float]:
+    """Seconds to copy layout into base_url/repository and back out to a new layout."""
+    reference = f"docker://{urlsplit(base_url).netloc}/{repository}:{layout.tag}"
+    push = skopeo_copy_seconds(f"oci:{layout.path}:{layout.tag}", reference)
+    out = layout.path.with_name(layout.path.name + "-pulled")
+    try:
+        pull = skopeo_copy_seconds(reference, f"oci:{out}:{layout.tag}")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return push, pull
