@@ -332,7 +332,7 @@ def render(plan: Plan, results: Results, info: RunInfo) -> str:
         "",
         requests_table(results.requests, their_name),
         "",
-        f"Median of {plan.requests.rounds} rounds (cold start: {plan.requests.cold_starts}"
+        f"Median of {plan.requests.rounds} round(s) (cold start: {plan.requests.cold_starts}"
         " starts) with (min-max).",
         "",
         listing_table(results.listing.rows, their_name),

@@ -222,7 +222,7 @@ def render(plan: S3Plan, results: S3Results, info: RunInfo) -> str:
         "",
         requests_table(results.requests, their_name),
         "",
-        f"Median of {plan.requests.rounds} rounds (cold start: {plan.requests.cold_starts}"
+        f"Median of {plan.requests.rounds} round(s) (cold start: {plan.requests.cold_starts}"
         " starts) with (min-max); on S3, every manifest GET and small push makes requests to"
         " SeaweedFS.",
         "",

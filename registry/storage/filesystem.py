@@ -44,6 +44,8 @@ _TEMP_DIR = "#tmp"
 _WRITE_BLOCK = 1 << 20
 _READ_BLOCK = 4 << 20
 _WRITEBACK_STRETCH = 8 << 20
+# A large directory's sorted listing is cached once it has been unchanged this long.
+LISTING_STABLE_SECONDS = 2.0
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault the pages in at once
 # Metadata objects (tags, manifests, upload states) up to this size are read on the event loop:
 # from the page cache that takes microseconds, while a worker-thread hop costs more than the read.
@@ -446,7 +448,7 @@ class _DirectoryListings:
 
     MIN_CACHED_ENTRIES = 1000
     MAX_CACHED_DIRECTORIES = 64
-    STABLE_SECONDS = 2.0
+    STABLE_SECONDS = LISTING_STABLE_SECONDS
 
     def __init__(self) -> None:
         self._cache: OrderedDict[Path, tuple[int, builtins.list[Entry]]] = OrderedDict()
