@@ -353,8 +353,9 @@ class FilesystemStorage:
 
     async def compose(self, sources: builtins.list[str], destination: str) -> None:
         """The first source becomes the destination (renamed), the others are appended to it
-        by the kernel (copy_file_range: no copy through this process); fsynced, then renamed
-        into place. The first source is gone afterwards."""
+        by the kernel (copy_file_range: no copy through this process) and removed one by one,
+        so their page cache is freed (and their unwritten pages never reach the disk) while the
+        destination grows; fsynced, then renamed into place. The sources are gone afterwards."""
         if not sources:
             raise ValueError("nothing to compose")
         paths, target = [self.path_of(key) for key in sources], self.path_of(destination)
@@ -520,7 +521,8 @@ def _mapped(fd: int, position: int, size: int) -> memoryview:
 
 def _append_file(fd: int, key: str, path: Path, written: int) -> int:
     """Append the file at path to fd (written bytes long so far), starting the writeback of
-    each stretch; the new length. (copy_file_range refuses an O_APPEND descriptor.)"""
+    each stretch, then remove it; the new length. (copy_file_range refuses an O_APPEND
+    descriptor.)"""
     try:
         source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -538,6 +540,7 @@ def _append_file(fd: int, key: str, path: Path, written: int) -> int:
             remaining -= copied
     finally:
         os.close(source)
+    os.unlink(path)
     return written
 
 

@@ -293,6 +293,7 @@ async def test_filesystem_compose_concatenates_parts_of_any_size(tmp_path: Path)
     await storage.compose([f"parts/{i}" for i in range(len(parts))], "joined")
     assert (await storage.get_bytes("joined"))[0] == b"".join(parts)
     assert (await storage.stat("joined")).size == sum(map(len, parts))
+    assert await storage.list("parts/") == []  # consumed
 
     await storage.put_bytes("parts/a", b"a")
     with pytest.raises(NotFound):
