@@ -13,8 +13,8 @@ from listing import (
     SEED_THREADS,
     ListingCounts,
     ListingResults,
-    distribution_lists_every_tag,
     listing_bars,
+    listing_notes,
     listing_table,
 )
 from procs import MiB
@@ -174,17 +174,7 @@ def _notes(plan: S3Plan, results: S3Results, info: RunInfo) -> list[str]:
         f" straight into the buckets). Page times: median (min-max) of {repeats} GETs"
         f" (up to {MAX_REPEATS}, fewer when they take over {REPEAT_BUDGET_SECONDS:.0f} s).",
     ]
-    all_tags = distribution_lists_every_tag(results.listing)
-    if all_tags:
-        entries = ", ".join(f"{row.theirs.items:,}" for row in all_tags if row.theirs)
-        note = (
-            f"- Distribution ignores n on tags/list: it returned every tag ({entries} entries),"
-            " so its time grows with the tag count"
-        )
-        largest = max(plan.tag_counts)
-        if largest not in plan.distribution_tag_counts:
-            note += f"; it is not seeded with {largest:,} tags (a minute more of seeding)"
-        notes.append(note + ".")
+    notes.extend(listing_notes(results.listing, plan.listing))
     notes.append(
         f"- Load average before / after: {info.load_before} / {info.load_after};"
         f" the run took {info.duration}."
