@@ -431,7 +431,8 @@ class FilesystemStorage:
                 previous, rank, _ = entries[index - 1]
                 if rank == _CONTAINER and relative.startswith(previous):
                     index -= 1
-        for name, rank, raw in entries[index:]:
+        for position in range(index, len(entries)):  # not entries[index:]: a copy of it all
+            name, rank, raw = entries[position]
             if rank == _CONTAINER:
                 yield from self._walk(directory / raw, base + name, after)
             elif after is None or base + name > after:
