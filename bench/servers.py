@@ -109,6 +109,14 @@ def running_server(
         ready_seconds = _wait_ready(name, url, process, log_path, started)
         yield Server(name, url, process, log_path, ready_seconds)
     finally:
+        if process.poll() is not None:  # it died during the run: say so, with its last words
+            tail = log_path.read_text(errors="replace").splitlines()[-30:]
+            print(
+                f"{name} exited on its own (status {process.returncode}); its log ends:\n"
+                + "\n".join(tail),
+                file=sys.stderr,
+                flush=True,
+            )
         _stop(process)
 
 
