@@ -164,6 +164,8 @@ async def _purge_uploads_periodically(registry: Registry, max_age: float) -> Non
                 log.info("purged %d abandoned upload objects", removed)
         except StorageError as exc:
             log.warning("purging abandoned uploads failed: %s", exc)
+        except Exception:  # housekeeping must never take the server down with it
+            log.exception("purging abandoned uploads failed")
         await anyio.sleep(PURGE_INTERVAL_SECONDS)
 
 
