@@ -179,6 +179,9 @@ def distribution_s3_config(seaweed: SeaweedFS, port: int, redirect: bool) -> str
             f"    disable: {'false' if redirect else 'true'}",
             "  delete:",
             "    enabled: true",
+            "  maintenance:",  # its upload purger panics walking SeaweedFS (docs/benchmarks.md)
+            "    uploadpurging:",
+            "      enabled: false",
             "http:",
             f"  addr: {LOOPBACK}:{port}",
             f"  secret: {secrets.token_hex(16)}",
