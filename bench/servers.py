@@ -43,11 +43,12 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+
+def log_tail(log_path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def free_port() -> int:
@@ -65,8 +66,7 @@ def _wait_ready(
     with httpx.Client(trust_env=False, timeout=2.0) as client:
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                tail = log_path.read_text(errors="replace").splitlines()[-20:]
-                raise BenchError(f"{name} exited at start-up:\n" + "\n".join(tail))
+                raise BenchError(f"{name} exited at start-up:\n{log_tail(log_path)}")
             with contextlib.suppress(httpx.TransportError):
                 if client.get(f"{url}/v2/").status_code == 200:
                     return time.monotonic() - started
@@ -110,10 +110,9 @@ def running_server(
         yield Server(name, url, process, log_path, ready_seconds)
     finally:
         if process.poll() is not None:  # it died during the run: say so, with its last words
-            tail = log_path.read_text(errors="replace").splitlines()[-30:]
             print(
                 f"{name} exited on its own (status {process.returncode}); its log ends:\n"
-                + "\n".join(tail),
+                + log_tail(log_path, 30),
                 file=sys.stderr,
                 flush=True,
             )
