@@ -27,7 +27,7 @@ import httpx
 from blobs import Blob, make_blob
 from procs import MiB
 from servers import BenchError
-from transfer import blob_url
+from transfer import blob_url, start_upload, with_digest
 
 MANIFEST_REPOSITORY = "bench/manifest"
 MANIFEST_TAG = "latest"
@@ -47,10 +47,7 @@ REQUEST_TIMEOUT_SECONDS = 30.0
 
 def _put_blob(client: httpx.Client, base_url: str, repository: str, data: bytes) -> str:
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    response = client.post(f"{base_url}/v2/{repository}/blobs/uploads/")
-    if response.status_code == 202:
-        location = httpx.URL(base_url).join(response.headers["location"])
-        response = client.put(location.copy_merge_params({"digest": digest}), content=data)
+    response = client.put(with_digest(start_upload(base_url, repository), digest), content=data)
     if response.status_code != 201:
         raise BenchError(f"blob push to {base_url}: {response.status_code} {response.text[:200]}")
     return digest
