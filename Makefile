@@ -23,7 +23,7 @@ deps: venv
 	bash scripts/install-test-deps.sh
 
 lint: venv
-	$(VENV)/bin/ruff check registry tests bench
+	$(VENV)/bin/ruff check registry tests testkit bench
 	$(VENV)/bin/mypy registry
 
 test: deps lint

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Backend, FilesystemBackend, RunningRegistry, S3Backend, run_registry
-from tests.seaweed import SeaweedFS, running_seaweedfs
+from testkit.registry import Backend, FilesystemBackend, RunningRegistry, S3Backend, run_registry
+from testkit.seaweed import SeaweedFS, running_seaweedfs
 
 BACKENDS = ("filesystem", "s3")
 SESSION_BUCKET = "registry-tests"

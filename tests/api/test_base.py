@@ -8,8 +8,8 @@ import time
 
 import httpx
 
-from tests.harness import RunningRegistry
-from tests.oci import error_codes, raw_request
+from testkit.oci import error_codes, raw_request
+from testkit.registry import RunningRegistry
 
 
 def test_api_root_answers_empty_json_with_the_api_version_header(client: httpx.Client) -> None:

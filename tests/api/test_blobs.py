@@ -7,7 +7,7 @@ import os
 import httpx
 import pytest
 
-from tests.oci import digest_of, error_codes, push_blob
+from testkit.oci import digest_of, error_codes, push_blob
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import RunningRegistry, run_registry
-from tests.oci import error_codes, image_manifest, push_blob, put_manifest
+from testkit.oci import error_codes, image_manifest, push_blob, put_manifest
+from testkit.registry import RunningRegistry, run_registry
 
 PASSWORD = "correct horse battery staple"
 

@@ -8,8 +8,7 @@ import os
 import httpx
 import pytest
 
-from tests.harness import RunningRegistry
-from tests.oci import (
+from testkit.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
     digest_of,
@@ -18,6 +17,7 @@ from tests.oci import (
     push_blob,
     put_manifest,
 )
+from testkit.registry import RunningRegistry
 
 
 @pytest.fixture

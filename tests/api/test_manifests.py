@@ -8,7 +8,7 @@ import os
 import httpx
 import pytest
 
-from tests.oci import (
+from testkit.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
     digest_of,

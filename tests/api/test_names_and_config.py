@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import Backend, RunningRegistry, run_registry
-from tests.oci import digest_of, error_codes, image_manifest, push_blob, put_manifest, raw_request
+from testkit.oci import digest_of, error_codes, image_manifest, push_blob, put_manifest, raw_request
+from testkit.registry import Backend, RunningRegistry, run_registry
 
 
 @pytest.mark.parametrize(

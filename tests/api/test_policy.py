@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from testkit.oci import image_manifest, push_blob, put_manifest
+from testkit.registry import RunningRegistry, run_registry
 from tests.api.test_htpasswd import PASSWORD, add_user
-from tests.harness import RunningRegistry, run_registry
-from tests.oci import image_manifest, push_blob, put_manifest
 
 POLICY = """
 auth:

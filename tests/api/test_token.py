@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from testkit.oci import error_codes, image_manifest, push_blob, put_manifest
+from testkit.registry import RunningRegistry, run_registry
 from tests.api.test_htpasswd import PASSWORD, add_user
-from tests.harness import RunningRegistry, run_registry
-from tests.oci import error_codes, image_manifest, push_blob, put_manifest
 
 
 def token_env(registry_dir: str) -> dict[str, str]:

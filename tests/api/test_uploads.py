@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import FILESYSTEM, Backend, RunningRegistry, run_registry
-from tests.oci import digest_of, error_codes, push_blob
+from testkit.oci import digest_of, error_codes, push_blob
+from testkit.registry import FILESYSTEM, Backend, RunningRegistry, run_registry
 
 
 def start(client: httpx.Client, repo: str) -> str:

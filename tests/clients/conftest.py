@@ -10,6 +10,8 @@ import httpx
 import oras.client  # type: ignore[import-untyped]
 import pytest
 
+from testkit.registry import RunningRegistry, S3Backend, run_registry
+from testkit.seaweed import SeaweedFS, running_seaweedfs
 from tests.clients.tools import (
     Containerd,
     Docker,
@@ -18,8 +20,6 @@ from tests.clients.tools import (
     running_containerd,
     running_dockerd,
 )
-from tests.harness import RunningRegistry, S3Backend, run_registry
-from tests.seaweed import SeaweedFS, running_seaweedfs
 
 # The redirect registry's storage listens on another loopback address than the registry
 # (127.0.0.1), so a client following a redirect to it changes host, as with a real S3 or CDN.

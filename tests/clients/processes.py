@@ -1,4 +1,4 @@
-"""Run client tools and daemons: bounded commands, private mount namespaces, stop-by-PID daemons."""
+"""Run client tools: bounded commands in private mount namespaces (daemons: `testkit.process`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ import shlex
 import shutil
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -80,30 +79,6 @@ def in_private_mounts(
     ]
 
 
-def wait_until(
-    ready: Callable[[], bool], timeout: float, what: str, process: subprocess.Popen[bytes]
-) -> None:
-    """Poll `ready` until it holds; fail if the deadline passes or the process exits first."""
-    deadline = time.monotonic() + timeout
-    while not ready():
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode} before it was ready")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} was not ready within {timeout}s")
-        time.sleep(0.1)
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 20) -> None:
-    """SIGTERM the process by PID, SIGKILL it if it does not exit within `grace` seconds."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=grace)
-
-
 def kill_pid_file(pid_file: Path, must_mention: str) -> None:
     """SIGKILL the process a pid file names if it still runs and its command line mentions
     `must_mention` (so a recycled PID is left alone): cleanup after a parent that was killed."""
@@ -114,27 +89,3 @@ def kill_pid_file(pid_file: Path, must_mention: str) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-@contextmanager
-def daemon(
-    command: Sequence[str],
-    log_path: Path,
-    ready: Callable[[], bool],
-    *,
-    name: str,
-    timeout: float = 60,
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Start a daemon logging to `log_path`, wait for `ready`, and always stop it by PID."""
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            list(command), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-    try:
-        try:
-            wait_until(ready, timeout, name, process)
-        except (RuntimeError, TimeoutError) as error:
-            raise RuntimeError(
-                f"{error}\n--- {log_path} ---\n{log_path.read_text(errors='replace')}"
-            ) from None
-        yield process
-    finally:
-        stop(process)

@@ -7,10 +7,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.registry import RunningRegistry
 from tests.clients.images import build_image, write_oci_archive
 from tests.clients.tools import Containerd
 from tests.clients.wire import blob_content, blob_size, get_manifest
-from tests.harness import RunningRegistry
 
 pytestmark = pytest.mark.clients
 

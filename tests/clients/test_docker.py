@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.registry import RunningRegistry
 from tests.clients.images import Image, build_image, write_docker_archive
 from tests.clients.tools import Docker
 from tests.clients.wire import DOCKER_MANIFEST, blob_size, get_manifest
-from tests.harness import RunningRegistry
 
 pytestmark = pytest.mark.clients
 

@@ -10,13 +10,13 @@ import httpx
 import oras.client  # type: ignore[import-untyped]
 import pytest
 
+from testkit.registry import RunningRegistry, run_registry
 from tests.api.test_htpasswd import PASSWORD, add_user, htpasswd_env
 from tests.clients.images import build_image, write_oci_layout
 from tests.clients.test_docker import image_id, load_offline_image, pushed_digest
 from tests.clients.test_oras import push, write_files
 from tests.clients.test_skopeo import assert_layout_holds, copy
 from tests.clients.tools import Docker, Skopeo
-from tests.harness import RunningRegistry, run_registry
 
 pytestmark = pytest.mark.clients
 

@@ -10,9 +10,9 @@ import oras.client  # type: ignore[import-untyped]
 import oras.oci  # type: ignore[import-untyped]
 import pytest
 
+from testkit.registry import RunningRegistry
 from tests.clients.images import OCI_INDEX, OCI_MANIFEST, sha256_digest
 from tests.clients.wire import blob_size, get_manifest
-from tests.harness import RunningRegistry
 
 pytestmark = pytest.mark.clients
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.registry import RunningRegistry
 from tests.clients.images import build_image, write_docker_archive, write_oci_archive
 from tests.clients.tools import Podman
 from tests.clients.wire import blob_size, get_manifest
-from tests.harness import RunningRegistry
 
 pytestmark = pytest.mark.clients
 PLAIN_HTTP = "--tls-verify=false"

@@ -24,6 +24,8 @@ import httpx
 import oras.client  # type: ignore[import-untyped]
 import pytest
 
+from testkit.registry import RunningRegistry
+from testkit.seaweed import SeaweedFS
 from tests.clients.images import build_image, sha256_digest, write_oci_archive, write_oci_layout
 from tests.clients.test_containerd import content_digests, image_digest
 from tests.clients.test_docker import image_id, load_offline_image, pushed_digest
@@ -31,8 +33,6 @@ from tests.clients.test_oras import push, write_files
 from tests.clients.test_skopeo import assert_layout_holds, copy
 from tests.clients.tools import Containerd, Docker, Skopeo
 from tests.clients.wire import get_manifest
-from tests.harness import RunningRegistry
-from tests.seaweed import SeaweedFS
 
 pytestmark = pytest.mark.clients
 

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from testkit.registry import RunningRegistry
 from tests.clients.images import (
     Image,
     Index,
@@ -19,7 +20,6 @@ from tests.clients.images import (
 )
 from tests.clients.tools import Skopeo
 from tests.clients.wire import blob_size, get_manifest
-from tests.harness import RunningRegistry
 
 pytestmark = pytest.mark.clients
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.registry import run_registry
 from tests.api.test_htpasswd import PASSWORD, add_user, htpasswd_env
 from tests.clients.images import build_image, write_oci_layout
 from tests.clients.processes import tool
 from tests.clients.test_skopeo import assert_layout_holds
 from tests.clients.tools import Skopeo
-from tests.harness import run_registry
 
 pytestmark = pytest.mark.clients
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.clients.processes import daemon, in_private_mounts, kill_pid_file, run, tool
+from testkit.process import daemon
+from tests.clients.processes import in_private_mounts, kill_pid_file, run, tool
 
 Completed = subprocess.CompletedProcess[str]
 

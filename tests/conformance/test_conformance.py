@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from testkit.registry import FILESYSTEM, PROJECT_ROOT, Backend, run_registry
 from tests.api.test_htpasswd import PASSWORD, add_user
-from tests.harness import FILESYSTEM, PROJECT_ROOT, Backend, run_registry
 
 SUITE = PROJECT_ROOT / ".tools" / "bin" / "conformance-main"
 REPORTS = PROJECT_ROOT / "reports" / "conformance-main"

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import RunningRegistry, S3Backend, run_registry
-from tests.oci import OCI_MANIFEST, digest_of, image_manifest, push_blob, put_manifest
+from testkit.oci import OCI_MANIFEST, digest_of, image_manifest, push_blob, put_manifest
+from testkit.registry import RunningRegistry, S3Backend, run_registry
 
 
 @pytest.fixture

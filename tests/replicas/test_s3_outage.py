@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.harness import S3Backend, run_registry
-from tests.oci import error_codes, image_manifest, push_blob, put_manifest
-from tests.seaweed import running_seaweedfs
+from testkit.oci import error_codes, image_manifest, push_blob, put_manifest
+from testkit.registry import S3Backend, run_registry
+from testkit.seaweed import running_seaweedfs
 
 SHORT_TIMEOUTS = {
     "REGISTRY_STORAGE_S3_CONNECT_TIMEOUT": "2",

@@ -16,7 +16,7 @@ import pytest
 from registry.config import S3Config
 from registry.storage.base import NotFound, PreconditionFailed, Storage
 from registry.storage.filesystem import FilesystemStorage
-from tests.harness import S3Backend
+from testkit.registry import S3Backend
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ import pytest
 
 from registry.storage.base import NotFound
 from registry.storage.s3 import S3Storage
-from tests.harness import S3Backend
+from testkit.registry import S3Backend
 
 pytestmark = pytest.mark.anyio
 PART = 5 * 1024 * 1024

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.seaweed import SeaweedFS, running_seaweedfs
+from testkit.seaweed import SeaweedFS, running_seaweedfs
 
 
 def test_a_private_seaweedfs_on_127_0_0_2_keeps_objects_across_a_restart(tmp_path: Path) -> None:

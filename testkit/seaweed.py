@@ -1,8 +1,10 @@
-"""A real S3 for tests: SeaweedFS (`weed server` with master, volume, filer and S3 gateway).
+"""A real S3 for tests and benchmarks: SeaweedFS (`weed server` with master, volume, filer
+and S3 gateway).
 
 One instance per test session serves every S3 test (see `tests/conftest.py`); outage and
 redirect tests start their own with `running_seaweedfs(directory, host)`, which can be stopped
-and started again on the same directory and ports. Only loopback addresses are ever used.
+and started again on the same directory and ports; the S3 benchmark starts one with larger
+volumes. Only loopback addresses are ever used.
 
 Every port is chosen explicitly, gRPC ports included (otherwise SeaweedFS derives them as
 HTTP port + 10000), from a range below the kernel's ephemeral ports so that no outgoing
@@ -26,6 +28,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
@@ -41,6 +44,9 @@ SECRET_KEY = "registry-tests-secret"
 REGION = "us-east-1"
 PORT_RANGE = (20000, 32000)  # below the ephemeral range (32768-) and below 50000
 START_TIMEOUT = 60.0
+VOLUME_SIZE_LIMIT_MB = 128
+VACUUM_TIMEOUT_SECONDS = 120
+MAX_DELETE_PAGES = 10_000
 _COMPONENTS = ("master", "volume", "filer", "s3")
 
 
@@ -97,11 +103,17 @@ class SeaweedPorts:
 class SeaweedFS:
     """One `weed server` process on a loopback address, keeping its data in `directory`."""
 
-    def __init__(self, directory: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        host: str = "127.0.0.1",
+        volume_size_limit_mb: int = VOLUME_SIZE_LIMIT_MB,
+    ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"SeaweedFS for tests binds loopback addresses only, not {host}")
         self.directory = directory
         self.host = host
+        self.volume_size_limit_mb = volume_size_limit_mb
         self.ports = SeaweedPorts.pick()
         self.access_key, self.secret_key, self.region = ACCESS_KEY, SECRET_KEY, REGION
         self.log_path = directory / "weed.log"
@@ -111,6 +123,12 @@ class SeaweedFS:
     @property
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.ports.s3}"
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("SeaweedFS is not running")
+        return self.process.pid
 
     @property
     def running(self) -> bool:
@@ -126,7 +144,7 @@ class SeaweedFS:
             f"-ip.bind={self.host}",
             f"-master.port={p.master}",
             f"-master.port.grpc={p.master_grpc}",
-            "-master.volumeSizeLimitMB=128",
+            f"-master.volumeSizeLimitMB={self.volume_size_limit_mb}",
             "-master.resumeState=false",  # a restarted single master is leader at once
             "-master.electionTimeout=1s",
             "-master.telemetry=false",
@@ -208,6 +226,21 @@ class SeaweedFS:
         self.buckets.append(name)
         return name
 
+    def vacuum(self) -> None:
+        """Compact the volumes now, so deleted objects stop taking disk space."""
+        url = f"http://{self.host}:{self.ports.master}/vol/vacuum?garbageThreshold=0.0001"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=VACUUM_TIMEOUT_SECONDS) as response:
+            response.read()
+
+    def empty_buckets(self) -> int:
+        """Delete every object in every bucket (bounded); how many were deleted."""
+        deleted = 0
+        with self.client(timeout=60) as s3:
+            for bucket in self.buckets:
+                deleted += _empty_bucket(s3, bucket)
+        return deleted
+
     def _wait(self, deadline: float, attempt: Callable[[Any], object]) -> None:
         """Repeat `attempt(client)` until it succeeds; fail at the deadline or if weed exited."""
         with self.client(timeout=10) as s3:
@@ -232,6 +265,30 @@ class SeaweedFS:
         return "\n".join([f"(last lines of {self.log_path})", *tail])
 
 
+def version() -> str:
+    """The version `weed version` reports, or `?`."""
+    try:
+        result = subprocess.run(
+            [str(weed_binary()), "version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, RuntimeError, subprocess.TimeoutExpired):
+        return "?"
+    words = result.stdout.split()
+    return words[2] if len(words) > 2 and words[0] == "version" else "?"
+
+
+def _empty_bucket(s3: Any, bucket: str) -> int:
+    deleted = 0
+    for _ in range(MAX_DELETE_PAGES):
+        page = s3.list_objects_v2(Bucket=bucket, MaxKeys=1000)
+        keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if not keys:
+            return deleted
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        deleted += len(keys)
+    raise RuntimeError(f"bucket {bucket} still not empty after {MAX_DELETE_PAGES} pages")
+
+
 def _create_bucket(s3: Any, name: str) -> None:
     try:
         s3.create_bucket(Bucket=name)
@@ -252,9 +309,11 @@ def _probe_bucket(s3: Any, bucket: str) -> None:
 
 
 @contextlib.contextmanager
-def running_seaweedfs(directory: Path, host: str = "127.0.0.1") -> Iterator[SeaweedFS]:
+def running_seaweedfs(
+    directory: Path, host: str = "127.0.0.1", volume_size_limit_mb: int = VOLUME_SIZE_LIMIT_MB
+) -> Iterator[SeaweedFS]:
     """A started SeaweedFS of its own (own directory and ports), stopped at the end."""
-    seaweedfs = SeaweedFS(directory, host)
+    seaweedfs = SeaweedFS(directory, host, volume_size_limit_mb)
     seaweedfs.start()
     try:
         yield seaweedfs

@@ -1,4 +1,4 @@
-"""Start real registry servers for tests: uvicorn in a subprocess on a free loopback port.
+"""Real registry servers: `registry serve` in a subprocess on a free loopback port.
 
 A registry stores on one of two backends: `FilesystemBackend` (below `data_dir/storage`) or
 `S3Backend` (a bucket on a real SeaweedFS, below a prefix derived from `data_dir`). Either way,
@@ -10,13 +10,12 @@ what the backend holds directly (files, or S3 listings), not through the registr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
-import socket
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,39 +23,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import httpx
-
 from registry.config import S3Config
-from tests.seaweed import SeaweedFS
+from testkit.ports import LOOPBACK, free_port, http_answers
+from testkit.process import daemon
+from testkit.seaweed import SeaweedFS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _FS_TEMP_DIR = "#tmp"  # the filesystem driver's in-flight writes: not keys
 _FS_KEY_SUFFIX = "@"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for_http(
-    url: str,
-    timeout: float = 20.0,
-    process: subprocess.Popen[bytes] | None = None,
-    verify: ssl.SSLContext | bool = True,
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode} before {url} answered")
-        try:
-            httpx.get(url, timeout=1.0, verify=verify)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
 
 
 def s3_environment(config: S3Config) -> dict[str, str]:
@@ -193,35 +167,26 @@ def run_registry(
     config_file: Path | None = None,
     backend: Backend = FILESYSTEM,
     tls_ca: Path | None = None,
+    python: str = sys.executable,
 ) -> Iterator[RunningRegistry]:
     """A `registry serve` process on a free port, storing on `backend` (see the module doc)."""
     port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_STORAGE_")}
     env = {
         **inherited,
-        "REGISTRY_HTTP_ADDR": f"127.0.0.1:{port}",
+        "REGISTRY_HTTP_ADDR": f"{LOOPBACK}:{port}",
         **backend.environment(data_dir),
         "REGISTRY_LOG_LEVEL": "warning",
         **(extra_env or {}),
     }
-    command = [sys.executable, "-m", "registry", "serve"]
+    command = [python, "-m", "registry", "serve"]
     if config_file is not None:
         command += ["--config", str(config_file)]
     log_path = data_dir / f"registry-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"{'https' if tls_ca else 'http'}://127.0.0.1:{port}"
-    try:
-        try:
-            verify = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else True
-            wait_for_http(url + "/healthz", process=process, verify=verify)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"{exc}; its log:\n{log_path.read_text(errors='replace')}") from None
-        yield RunningRegistry(url, f"127.0.0.1:{port}", data_dir, backend, process, log_path)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    url = f"{'https' if tls_ca else 'http'}://{LOOPBACK}:{port}"
+    verify = ssl.create_default_context(cafile=str(tls_ca)) if tls_ca else True
+    ready = functools.partial(http_answers, url + "/healthz", verify)
+    with daemon(
+        command, log_path, ready, name="registry", timeout=20, env=env, cwd=PROJECT_ROOT, grace=15
+    ) as process:
+        yield RunningRegistry(url, f"{LOOPBACK}:{port}", data_dir, backend, process, log_path)
