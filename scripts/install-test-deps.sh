@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 TOOLS="$PWD/.tools"
 mkdir -p "$TOOLS/bin"
 
-DEBIAN_PACKAGES=(skopeo podman buildah containerd docker.io docker-registry wrk jq curl uidmap)
+DEBIAN_PACKAGES=(skopeo podman netavark buildah containerd docker.io docker-registry wrk jq curl uidmap)
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
