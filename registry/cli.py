@@ -1,35 +1,74 @@
-"""Command line: `registry serve [--config FILE]`, `registry user add NAME`."""
+"""Command line: `registry serve`, `registry user add NAME`, `registry config show`.
+
+The convention every command follows (and every later one will): each leaf command takes
+`--config FILE` (default `$REGISTRY_CONFIG`, else the built-in defaults) and reads it exactly
+as the server does; a command that prints data takes `--json` and then prints exactly one
+JSON document on stdout; logs and errors go to stderr. Exit status: 0 done, 1 failed,
+2 bad usage or configuration.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
+import json
 import logging
 import os
 import sys
+import typing
+from typing import Any
+
+import yaml
 
 from registry import __version__
 from registry.auth.htpasswd import HtpasswdError, add_user
 from registry.config import CONFIG_FILE_ENV, Config, ConfigError, load_config
+from registry.units import ByteSize, Duration, format_duration, format_size
+
+SECRET_KEYS = ("access_key", "secret_key")
+
+
+def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=os.environ.get(CONFIG_FILE_ENV) or None,
+        help=f"YAML configuration file (default: ${CONFIG_FILE_ENV}, else built-in defaults)",
+    )
+    return parser
+
+
+def _with_json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON document on stdout instead"
+    )
+    return parser
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="registry", description="OCI Distribution v1.1 registry")
     parser.add_argument("--version", action="version", version=f"registry {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    config_help = f"YAML configuration file (default: ${CONFIG_FILE_ENV}, else built-in defaults)"
-    default_config = os.environ.get(CONFIG_FILE_ENV) or None
 
-    serve = commands.add_parser("serve", help="serve the registry API over HTTP")
-    serve.add_argument("--config", metavar="FILE", default=default_config, help=config_help)
+    _with_config(commands.add_parser("serve", help="serve the registry API over HTTP"))
 
     user = commands.add_parser("user", help="manage the users of the htpasswd file")
     user_commands = user.add_subparsers(dest="user_command", required=True)
-    add = user_commands.add_parser("add", help="add a user, or set a user's password")
+    add = _with_config(user_commands.add_parser("add", help="add a user, or set a password"))
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.add_argument("--file", metavar="HTPASSWD", help="default: auth.htpasswd.path")
-    add.add_argument("--config", metavar="FILE", default=default_config, help=config_help)
+
+    config = commands.add_parser("config", help="look at the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    _with_json(
+        _with_config(
+            config_commands.add_parser(
+                "show", help="the effective configuration (defaults, file, environment)"
+            )
+        )
+    )
     return parser
 
 
@@ -39,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, os.environ)
         if args.command == "user":
             return _add_user(config, args)
+        if args.command == "config":
+            return _show_config(config, args.json)
         from registry.auth.htpasswd import HtpasswdUsers
 
         if config.auth.mode != "none":  # an unusable htpasswd file stops us here, in one line
@@ -70,5 +111,35 @@ def _add_user(config: Config, args: argparse.Namespace) -> int:
         print("registry: empty password refused", file=sys.stderr)
         return 1
     add_user(path, args.name, password)
-    print(f"user {args.name} written to {path}")
+    print(f"user {args.name} written to {path}", file=sys.stderr)
     return 0
+
+
+def _show_config(config: Config, as_json: bool) -> int:
+    document = _document(config, readable_units=not as_json)
+    if as_json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(yaml.safe_dump(document, sort_keys=False), end="")
+    return 0
+
+
+def _document(section: Any, readable_units: bool) -> Any:
+    """A config section as plain data, secrets masked; durations and sizes spelled with
+    units when readable (`10m`, `16MiB`), as numbers of seconds and bytes otherwise."""
+    if dataclasses.is_dataclass(section) and not isinstance(section, type):
+        document = {}
+        for name, hint in typing.get_type_hints(type(section)).items():
+            value = getattr(section, name)
+            if name in SECRET_KEYS and value:
+                document[name] = "(set)"
+            elif readable_units and hint is Duration:
+                document[name] = format_duration(value)
+            elif readable_units and hint is ByteSize:
+                document[name] = format_size(value)
+            else:
+                document[name] = _document(value, readable_units)
+        return document
+    if isinstance(section, tuple):
+        return [_document(item, readable_units) for item in section]
+    return section

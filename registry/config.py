@@ -2,12 +2,15 @@
 
 Every leaf key `a.b.c` can be overridden by `REGISTRY_A_B_C`; names are resolved against this
 schema (so `REGISTRY_STORAGE_FILESYSTEM_ROOT` means `storage.filesystem.root`), never guessed.
-Any problem raises ConfigError with one line naming the key.
+Durations (`Duration` keys) take `90s`, `10m`, `1h30m` or seconds; sizes (`ByteSize` keys)
+take `512KiB`, `16MiB` or bytes. Any problem raises ConfigError with one line naming the key
+(and, for an unknown key, the nearest known one).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from collections.abc import Mapping
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+
+from registry.units import ByteSize, Duration, parse_duration, parse_size
 
 ENV_PREFIX = "REGISTRY_"
 CONFIG_FILE_ENV = "REGISTRY_CONFIG"  # the config file's path; not a configuration key
@@ -26,6 +31,16 @@ class ConfigError(ValueError):
     pass
 
 
+# Defaults of the Duration and ByteSize keys (typed constants: NewType calls are not allowed
+# as dataclass defaults).
+DEFAULT_PART_SIZE = ByteSize(16 * 1024 * 1024)
+DEFAULT_REDIRECT_EXPIRY = Duration(1200)
+DEFAULT_CONNECT_TIMEOUT = Duration(5.0)
+DEFAULT_READ_TIMEOUT = Duration(60.0)
+DEFAULT_UPLOAD_MAX_AGE = Duration(7 * 24 * 3600)
+DEFAULT_TOKEN_LIFETIME = Duration(300)
+
+
 @dataclass(frozen=True)
 class TlsConfig:
     certificate: str = ""
@@ -34,13 +49,14 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    addr: str = "127.0.0.1:5000"
+    addr: str = "127.0.0.1:5000"  # host:port; ":5000" (no host) is every interface
     workers: int = 1
     external_url: str = ""
     tls: TlsConfig = field(default_factory=TlsConfig)
 
     @property
     def host(self) -> str:
+        """The host part, without brackets; empty for every interface."""
         host, _, _ = self.addr.rpartition(":")
         return host.strip("[]")
 
@@ -65,15 +81,15 @@ class S3Config:
     secret_key_file: str = ""
     prefix: str = ""
     path_style: bool = False
-    part_size: int = 16 * 1024 * 1024
+    part_size: ByteSize = DEFAULT_PART_SIZE
     redirect: bool = False
-    redirect_expiry_seconds: int = 1200
-    connect_timeout: float = 5.0
-    read_timeout: float = 60.0
+    redirect_expiry_seconds: Duration = DEFAULT_REDIRECT_EXPIRY
+    connect_timeout: Duration = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: Duration = DEFAULT_READ_TIMEOUT
     max_attempts: int = 3
 
 
-MIN_PART_SIZE = 5 * 1024 * 1024
+S3_MIN_PART_SIZE = 5 * 1024 * 1024  # S3's rule (registry.storage.s3.MIN_PART_SIZE)
 
 
 @dataclass(frozen=True)
@@ -83,7 +99,7 @@ class DeleteConfig:
 
 @dataclass(frozen=True)
 class UploadsConfig:
-    max_age_seconds: int = 7 * 24 * 3600
+    max_age_seconds: Duration = DEFAULT_UPLOAD_MAX_AGE
 
 
 @dataclass(frozen=True)
@@ -118,7 +134,7 @@ class TokenConfig:
     realm: str = ""
     service: str = "registry"
     issuer: str = "registry"
-    expires_in_seconds: int = 300
+    expires_in_seconds: Duration = DEFAULT_TOKEN_LIFETIME
     key_file: str = ""
     certificate: str = ""
     trusted: tuple[TrustedIssuer, ...] = ()
@@ -186,11 +202,12 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         raw = loaded or {}
     _apply_environment(raw, environ or {})
-    config = _build(Config, raw, "")
-    return _select_driver(config)
+    return _validated(_build(Config, raw, ""))
 
 
-def _select_driver(config: Config) -> Config:
+def _validated(config: Config) -> Config:
+    """The config with the default driver filled in, checked across keys; the S3 section
+    with its credential files read."""
     chosen = [name for name in DRIVER_SECTIONS if getattr(config.storage, name) is not None]
     if len(chosen) > 1:
         raise ConfigError(f"storage: exactly one driver section allowed, found {', '.join(chosen)}")
@@ -203,8 +220,8 @@ def _select_driver(config: Config) -> Config:
         port = config.http.port
     except ValueError:
         port = -1
-    if not config.http.host or not 0 < port < 65536:
-        raise ConfigError(f"http.addr: expected host:port, got {config.http.addr!r}")
+    if not 0 < port < 65536 or ":" not in config.http.addr:
+        raise ConfigError(f"http.addr: expected host:port or :port, got {config.http.addr!r}")
     if config.http.workers < 1:
         raise ConfigError("http.workers: must be at least 1")
     tls = config.http.tls
@@ -235,16 +252,17 @@ def _select_driver(config: Config) -> Config:
     if config.auth.token.expires_in_seconds < 60:
         raise ConfigError("auth.token.expires_in_seconds: must be at least 60")
     if config.storage.s3 is not None:
-        storage = dataclasses.replace(config.storage, s3=_check_s3(config.storage.s3))
+        storage = dataclasses.replace(config.storage, s3=_validated_s3(config.storage.s3))
         config = dataclasses.replace(config, storage=storage)
     return config
 
 
-def _check_s3(s3: S3Config) -> S3Config:
+def _validated_s3(s3: S3Config) -> S3Config:
+    """The S3 section checked, with the credentials of its *_file keys read."""
     if not s3.bucket:
         raise ConfigError("storage.s3.bucket: required")
-    if s3.part_size < MIN_PART_SIZE:
-        raise ConfigError(f"storage.s3.part_size: must be at least {MIN_PART_SIZE} (5 MiB)")
+    if s3.part_size < S3_MIN_PART_SIZE:
+        raise ConfigError(f"storage.s3.part_size: must be at least {S3_MIN_PART_SIZE} (5MiB)")
     if s3.max_attempts < 1:
         raise ConfigError("storage.s3.max_attempts: must be at least 1")
     if s3.connect_timeout <= 0 or s3.read_timeout <= 0:
@@ -265,7 +283,9 @@ def _read_secret(key: str, path: str) -> str:
         raise ConfigError(f"storage.s3.{key}: cannot read {path}: {exc.strerror}") from None
 
 
-def _leaf_paths(cls: type, prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+def _environment_variables(
+    cls: type, prefix: tuple[str, ...] = ()
+) -> dict[str, tuple[str, ...]]:
     """Map REGISTRY_* variable names to key paths, from the schema."""
     paths: dict[str, tuple[str, ...]] = {}
     hints = typing.get_type_hints(cls)
@@ -273,20 +293,20 @@ def _leaf_paths(cls: type, prefix: tuple[str, ...] = ()) -> dict[str, tuple[str,
         section = _section_type(hints[f.name])
         path = (*prefix, f.name)
         if section is not None:
-            paths.update(_leaf_paths(section, path))
+            paths.update(_environment_variables(section, path))
         else:
             paths[ENV_PREFIX + "_".join(path).upper()] = path
     return paths
 
 
 def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
-    known = _leaf_paths(Config)
+    known = _environment_variables(Config)
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == CONFIG_FILE_ENV:
             continue
         path = known.get(name)
         if path is None:
-            raise ConfigError(f"{name}: no such configuration key")
+            raise ConfigError(f"{name}: no such configuration key{_nearest(name, known)}")
         node = raw
         for key in path[:-1]:
             child = node.get(key)
@@ -321,12 +341,20 @@ def _build(cls: type[C], raw: Any, where: str) -> C:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key in raw:
         if key not in names:
-            raise ConfigError(f"{where + '.' if where else ''}{key}: unknown configuration key")
+            prefix = where + "." if where else ""
+            nearest = _nearest(str(key), names, prefix)
+            raise ConfigError(f"{prefix}{key}: unknown configuration key{nearest}")
     values: dict[str, Any] = {}
     for name, value in raw.items():
         key = f"{where}.{name}" if where else name
         values[name] = _value(hints[name], value, key)
     return cls(**values)
+
+
+def _nearest(key: str, known: typing.Iterable[str], prefix: str = "") -> str:
+    """` (did you mean <prefix><nearest>?)`, or nothing when no known key is close."""
+    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{close[0]}?)" if close else ""
 
 
 def _value(hint: Any, value: Any, key: str) -> Any:
@@ -343,6 +371,12 @@ def _value(hint: Any, value: Any, key: str) -> Any:
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:
     from_env = isinstance(value, _EnvValue)
+    if hint is Duration or hint is ByteSize:
+        parse = parse_duration if hint is Duration else parse_size
+        try:
+            return parse(str(value) if from_env else value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     if hint is bool:
         if isinstance(value, bool):
             return value

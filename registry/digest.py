@@ -59,10 +59,6 @@ class Digest:
         return self.algorithm in _ENCODED
 
 
-def is_supported_algorithm(algorithm: str) -> bool:
-    return algorithm in _ENCODED
-
-
 def new_hasher(algorithm: str) -> Hasher:
     if algorithm not in _ENCODED:
         raise InvalidDigest(f"unsupported digest algorithm {algorithm!r}")

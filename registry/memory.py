@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ctypes
 
-import anyio
 import anyio.to_thread
 
 from registry import libc
@@ -25,7 +24,5 @@ def trim() -> None:
         _malloc_trim(0)
 
 
-async def trim_periodically(interval: float = TRIM_INTERVAL_SECONDS) -> None:
-    while True:
-        await anyio.sleep(interval)
-        await anyio.to_thread.run_sync(trim)
+async def trim_in_thread() -> None:
+    await anyio.to_thread.run_sync(trim)

@@ -1,28 +1,34 @@
 """The route table: every endpoint, its methods, its handler, and the access it needs.
 
-Repository names contain slashes, so `{name:path}` is greedy and each route is anchored by
-its fixed tail (`/blobs/uploads/`, `/manifests/<ref>`, ...). Every handler that takes a name
-gets it validated here first.
+Routes match the path as the client sent it, percent-escapes intact: an escaped `/`, control
+character or `..` inside a component can then never change which endpoint answers, only
+make that component invalid, which the endpoint reports with its own error (`NAME_INVALID`,
+`MANIFEST_UNKNOWN`, `BLOB_UPLOAD_UNKNOWN`, ...). Repository names contain slashes, so
+`{name:path}` is greedy and each route is anchored by its fixed tail (`/blobs/uploads/`,
+`/manifests/<ref>`, ...). Every parameter is decoded, and the name validated, before the
+authorizer and the handler see them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope as AsgiScope
 
 from registry import auth
 from registry.api import blobs, listing, manifests, token, uploads
-from registry.api.base import registry_of
-from registry.service import check_name
-from registry.storage.base import StorageError
+from registry.api.requests import registry_of
+from registry.errors import ErrorCode, RegistryError
+from registry.reference import is_valid_name
 
 Handler = Callable[[Request], Awaitable[Response]]
-Access = Literal["none", "login", "pull", "push", "delete", "catalog"]
+Requirement = Literal["none", "login", "pull", "push", "delete", "catalog"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +36,7 @@ class Endpoint:
     path: str
     methods: tuple[str, ...]
     handler: Handler
-    access: Access
+    access: Requirement
 
 
 async def api_version(request: Request) -> Response:
@@ -42,10 +48,9 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    try:
-        await registry_of(request).storage.ping()
-    except StorageError as exc:
-        return JSONResponse({"status": "unavailable", "detail": str(exc)}, status_code=503)
+    problem = await registry_of(request).storage_problem()
+    if problem is not None:
+        return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 
@@ -74,43 +79,68 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 )
 
 
-def needed_access(access: Access, name: str | None) -> list[auth.Access]:
+def needed_access(access: Requirement, name: str | None) -> list[auth.Scope]:
     """The grants a request needs, in Docker scope terms."""
     if access == "catalog":
-        return [auth.Access("registry", "catalog", ("*",))]
+        return [auth.Scope("registry", "catalog", ("*",))]
     if name is None or access in ("none", "login"):
         return []
     actions = {"pull": ("pull",), "push": ("pull", "push"), "delete": ("delete",)}[access]
-    return [auth.Access("repository", name, actions)]
+    return [auth.Scope("repository", name, actions)]
+
+
+def repository_name(raw: str) -> str:
+    """The name a raw (still percent-escaped) path gives; NAME_INVALID unless every component
+    follows the grammar once decoded (an escaped `/` never joins two components)."""
+    components = [unquote(component) for component in raw.split("/")]
+    name = "/".join(components)
+    if any("/" in component for component in components) or not is_valid_name(name):
+        raise RegistryError(ErrorCode.NAME_INVALID, f"invalid repository name {name!r}")
+    return name
+
+
+def _decoded(params: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: repository_name(raw) if key == "name" else unquote(raw) for key, raw in params.items()
+    }
 
 
 def _guarded(endpoint: Endpoint) -> Handler:
-    """The handler behind name validation and the authorizer (which every route but the
-    health probes passes)."""
-    handler, access, named = endpoint.handler, endpoint.access, "{name:path}" in endpoint.path
+    """The handler behind parameter decoding and the authorizer (which every route but the
+    health probes and the token service passes)."""
+    handler, access = endpoint.handler, endpoint.access
 
     async def guarded(request: Request) -> Response:
-        name: str | None = request.path_params["name"] if named else None
-        if name is not None:
-            check_name(name)
+        request.scope["path_params"] = params = _decoded(request.path_params)
         if access != "none":
             authorizer: auth.Authorizer = request.app.state.authorizer
             request.state.identity = await authorizer.authorize(
-                request, needed_access(access, name), login=access == "login"
+                request, needed_access(access, params.get("name")), login=access == "login"
             )
         return await handler(request)
 
     return guarded
 
 
+class RawPathRoute(Route):
+    """A route matched against the path as sent (`raw_path`), not the decoded one."""
+
+    def matches(self, scope: AsgiScope) -> tuple[Match, AsgiScope]:
+        if scope["type"] != "http":
+            return Match.NONE, {}
+        raw = scope.get("raw_path")
+        path = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
+        return super().matches({**scope, "path": path, "root_path": ""})
+
+
 def build_routes() -> list[Route]:
-    """Starlette routes; methods of one path are merged so others answer 405."""
+    """Routes; methods of one path are merged so others answer 405."""
     by_path: dict[str, dict[str, Handler]] = {}
     for endpoint in ENDPOINTS:
         for method in endpoint.methods:
             by_path.setdefault(endpoint.path, {})[method] = _guarded(endpoint)
     return [
-        Route(path, _dispatch(handlers), methods=list(handlers))
+        RawPathRoute(path, _dispatch(handlers), methods=list(handlers))
         for path, handlers in by_path.items()
     ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 import uvicorn
@@ -18,9 +19,26 @@ def app_factory() -> object:
     return create_app(load_config(os.environ.get(CONFIG_FILE_ENV), os.environ))
 
 
+def _ipv6_available() -> bool:
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_STREAM).close()
+    except OSError:
+        return False
+    return True
+
+
+def listen_host(host: str, workers: int) -> str:
+    """What uvicorn binds for the configured host; `` (an address like `:5000`) means every
+    interface, IPv4 and IPv6. One process binds both itself (host ``); several share one
+    dual-stack socket (`::`), or an IPv4 one where IPv6 is off."""
+    if host or workers == 1:
+        return host
+    return "::" if _ipv6_available() else "0.0.0.0"
+
+
 def serve(config: Config, config_path: str | None) -> int:
     options: dict[str, Any] = {
-        "host": config.http.host,
+        "host": listen_host(config.http.host, config.http.workers),
         "port": config.http.port,
         "loop": "uvloop",
         "http": "httptools",

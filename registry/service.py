@@ -1,33 +1,50 @@
-"""Domain operations of the registry: blobs, uploads, manifests, tags, referrers, catalog.
+"""The registry's domain operations, and the only door the HTTP layer goes through: blobs,
+uploads, manifests, tags, referrers, the catalog and the storage's health.
 
 No HTTP here and no key strings: storage keys come from `layout`. Multi-object changes follow
 the write order in DESIGN.md (catalog marker, blob, link, manifest, referrer, tag) so a crash
-at any point leaves a readable state.
+at any point leaves a readable state; reads that do not depend on each other run concurrently.
+Every blob read checks the repository's link first, so no caller can serve a digest through
+a repository that was never given it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from registry import manifest as mf
+from registry.concurrency import all_of, map_bounded
 from registry.digest import Digest, InvalidDigest, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.manifest_cache import ManifestCache
 from registry.reference import is_valid_name, is_valid_tag
 from registry.storage import layout
-from registry.storage.base import (
+from registry.storage.protocol import (
     BytesLike,
     NotFound,
     Storage,
+    StorageError,
     SupportsCompose,
+    SupportsIncompleteWritePurge,
     SupportsRedirect,
-    exists,
 )
-from registry.uploads import Session, Uploads
+from registry.uploads import Session, Uploads, expected_length
+
+__all__ = [
+    "BlobContent",
+    "Page",
+    "PushedManifest",
+    "Registry",
+    "StorageError",  # any operation raises it when the storage cannot serve it
+    "StoredManifest",
+    "UploadProgress",
+]
+
+KNOWN_REPOSITORIES_LIMIT = 10_000
+ByteRange = tuple[int, int]  # first and last byte, inclusive
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,14 +55,37 @@ class StoredManifest:
 
 
 @dataclass(frozen=True, slots=True)
+class PushedManifest:
+    digest: Digest
+    subject: Digest | None
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     items: list[str]
     more: bool
 
 
-def check_name(name: str) -> None:
-    if not is_valid_name(name):
-        raise RegistryError(ErrorCode.NAME_INVALID, f"invalid repository name {name!r}")
+@dataclass(frozen=True, slots=True)
+class UploadProgress:
+    repository: str
+    upload_id: str
+    offset: int  # bytes received so far
+
+
+@dataclass(frozen=True, slots=True)
+class BlobContent:
+    """A blob a repository may serve: its size, where clients may fetch it directly (when
+    redirects are on), and its bytes."""
+
+    digest: Digest
+    size: int
+    redirect_url: str | None
+    _storage: Storage
+
+    def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[BytesLike]:
+        """Bytes [start, end) of the blob."""
+        return self._storage.read(layout.blob(self.digest), start, end)
 
 
 def _encode_manifest(media_type: str, body: bytes) -> bytes:
@@ -55,6 +95,10 @@ def _encode_manifest(media_type: str, body: bytes) -> bytes:
 def _decode_manifest(digest: Digest, stored: bytes) -> StoredManifest:
     media_type, _, body = stored.partition(b"\n")
     return StoredManifest(digest, media_type.decode(), body)
+
+
+def _progress(session: Session) -> UploadProgress:
+    return UploadProgress(session.repository, session.id, session.size)
 
 
 class Registry:
@@ -72,15 +116,37 @@ class Registry:
         self._known_repositories: set[str] = set()
         self._manifests: ManifestCache[StoredManifest] = ManifestCache()
 
-    # -- repositories ------------------------------------------------------------------------
+    # -- health --------------------------------------------------------------------------------
+
+    async def storage_problem(self) -> str | None:
+        """Why the storage cannot serve requests, or None when it can."""
+        try:
+            await self.storage.ping()
+        except StorageError as exc:
+            return str(exc)
+        return None
+
+    async def shared_token_key(self, candidate: bytes) -> bytes:
+        """The token-signing key every replica uses: `candidate` unless one is stored."""
+        await self.storage.put_if_absent(layout.TOKEN_SIGNING_KEY, candidate)
+        stored, _ = await self.storage.get_bytes(layout.TOKEN_SIGNING_KEY)
+        return stored
+
+    # -- repositories ----------------------------------------------------------------------------
 
     async def _ensure_repository(self, name: str) -> None:
         if name not in self._known_repositories:
             await self.storage.put_if_absent(layout.catalog_entry(name), b"")
+            if len(self._known_repositories) >= KNOWN_REPOSITORIES_LIMIT:
+                self._known_repositories.clear()  # only a cache of markers known to exist
             self._known_repositories.add(name)
 
-    async def repository_exists(self, name: str) -> bool:
-        return await exists(self.storage, layout.catalog_entry(name))
+    async def _repository_exists(self, name: str) -> bool:
+        try:
+            await self.storage.stat(layout.catalog_entry(name))
+        except NotFound:
+            return False
+        return True
 
     async def catalog(
         self, n: int, last: str | None, visible: Callable[[str], bool] = lambda _: True
@@ -96,26 +162,32 @@ class Registry:
             start_after = keys[-1]
         return Page(names[:n], len(names) > n)
 
-    # -- blobs -------------------------------------------------------------------------------
+    # -- blobs ---------------------------------------------------------------------------------
 
-    async def blob_size(self, name: str, digest: Digest) -> int:
-        """Size of a blob this repository may serve; BLOB_UNKNOWN otherwise."""
+    async def open_blob(self, name: str, digest: Digest, *, redirect: bool = False) -> BlobContent:
+        """A blob this repository may serve (BLOB_UNKNOWN otherwise); with `redirect`, also a
+        presigned URL when the storage offers them and they are enabled."""
+        size = await self._blob_size(name, digest)
+        url = None
+        if redirect and self.redirect_seconds and isinstance(self.storage, SupportsRedirect):
+            url = await self.storage.presigned_url(layout.blob(digest), self.redirect_seconds)
+        return BlobContent(digest, size, url, self.storage)
+
+    async def _blob_size(self, name: str, digest: Digest) -> int:
         try:
-            await self.storage.stat(layout.blob_link(name, digest))
-            return (await self.storage.stat(layout.blob(digest))).size
+            _, blob = await all_of(
+                self.storage.stat(layout.blob_link(name, digest)),
+                self.storage.stat(layout.blob(digest)),
+            )
         except NotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+        return blob.size
 
-    async def blob_redirect(self, digest: Digest) -> str | None:
-        """A presigned URL to send blob downloads to, when redirects are on and possible."""
-        if self.redirect_seconds and isinstance(self.storage, SupportsRedirect):
-            return await self.storage.presigned_url(layout.blob(digest), self.redirect_seconds)
-        return None
-
-    def read_blob(
-        self, digest: Digest, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[BytesLike]:
-        return self.storage.read(layout.blob(digest), start, end)
+    async def _blob_size_or_none(self, name: str, digest: Digest) -> int | None:
+        try:
+            return await self._blob_size(name, digest)
+        except RegistryError:
+            return None
 
     async def delete_blob(self, name: str, digest: Digest) -> None:
         self._check_delete_enabled()
@@ -124,11 +196,7 @@ class Registry:
 
     async def mount_blob(self, name: str, digest: Digest, source: str) -> bool:
         """Link a blob that `source` may serve into `name`; False if it cannot be mounted."""
-        if not is_valid_name(source):
-            return False
-        try:
-            await self.blob_size(source, digest)
-        except RegistryError:
+        if not is_valid_name(source) or await self._blob_size_or_none(source, digest) is None:
             return False
         await self._link_blob(name, digest)
         return True
@@ -137,47 +205,93 @@ class Registry:
         await self._ensure_repository(name)
         await self.storage.put_bytes(layout.blob_link(name, digest), b"")
 
-    # -- uploads -----------------------------------------------------------------------------
+    # -- uploads ---------------------------------------------------------------------------------
 
     async def push_blob(
-        self, name: str, digest: Digest, body: AsyncIterable[bytes], content_length: int | None
+        self, name: str, digest: Digest, body: AsyncIterable[bytes], length: int | None
     ) -> None:
+        """A whole blob in one request, stored only if it matches digest (and length)."""
         await self._ensure_repository(name)
-        await self.uploads.receive_whole(body, digest, layout.blob(digest), content_length)
+        await self.uploads.receive_whole(body, digest, layout.blob(digest), length)
         await self._link_blob(name, digest)
 
-    async def finish_upload(self, session: Session, digest: Digest) -> None:
-        await self._ensure_repository(session.repository)
-        await self.uploads.complete(session, digest, layout.blob(digest))
-        await self._link_blob(session.repository, digest)
+    async def start_upload(self, name: str) -> UploadProgress:
+        return _progress(await self.uploads.start(name))
 
-    async def finish_empty_upload_with_body(
+    async def upload_status(self, name: str, upload_id: str) -> UploadProgress:
+        return _progress(await self.uploads.get(name, upload_id))
+
+    async def append_to_upload(
         self,
-        session: Session,
+        name: str,
+        upload_id: str,
+        chunk: AsyncIterable[bytes],
+        chunk_range: ByteRange | None,
+        length: int | None,
+    ) -> UploadProgress:
+        """Add a chunk; with a range it must start where the upload stands."""
+        session = await self.uploads.get(name, upload_id)
+        return _progress(await self.uploads.append(session, chunk, chunk_range, length))
+
+    async def finish_upload(
+        self,
+        name: str,
+        upload_id: str,
         digest: Digest,
-        body: AsyncIterable[bytes],
-        content_length: int | None,
+        last_chunk: AsyncIterable[bytes] | None = None,
+        chunk_range: ByteRange | None = None,
+        length: int | None = None,
     ) -> None:
-        """A session that received nothing before its final PUT carries the whole blob in
-        that PUT (containerd does this): stream it straight into place, like a POST ?digest=."""
-        await self.uploads.cancel(session)
-        await self.push_blob(session.repository, digest, body, content_length)
+        """Verify the upload (with its last chunk, if any) against digest and link the blob.
 
-    # -- manifests ---------------------------------------------------------------------------
+        The upload is consumed either way; a mismatch stores nothing."""
+        session = await self.uploads.get(name, upload_id)
+        if last_chunk is not None:
+            expected = expected_length(session, chunk_range, length)
+            if session.size == 0:
+                # The whole blob in the closing PUT (containerd): stream it straight into place.
+                await self.uploads.cancel(session)
+                await self.push_blob(name, digest, last_chunk, expected)
+                return
+            session = await self.uploads.append(session, last_chunk, chunk_range, length)
+        await self._ensure_repository(name)
+        await self.uploads.complete(session, digest, layout.blob(digest))
+        await self._link_blob(name, digest)
 
-    async def _resolve(self, name: str, reference: str | Digest) -> Digest:
-        if isinstance(reference, Digest):
-            return reference
+    async def cancel_upload(self, name: str, upload_id: str) -> None:
+        await self.uploads.cancel(await self.uploads.get(name, upload_id))
+
+    async def purge_abandoned_uploads(self, max_age: float) -> int:
+        """Remove upload sessions (and the storage's unfinished writes) idle for max_age
+        seconds; how many objects went."""
+        removed = await self.uploads.purge(max_age)
+        if isinstance(self.storage, SupportsIncompleteWritePurge):
+            removed += await self.storage.purge_incomplete_writes(max_age)
+        return removed
+
+    # -- manifests -------------------------------------------------------------------------------
+
+    async def _tag_target(self, name: str, tag: str) -> Digest:
         try:
-            data, _ = await self.storage.get_bytes(layout.tag(name, reference))
+            data, _ = await self.storage.get_bytes(layout.tag(name, tag))
             return Digest.parse(data.decode())
         except (NotFound, InvalidDigest, UnicodeDecodeError):
-            raise _manifest_unknown(reference) from None
+            raise _manifest_unknown(tag) from None
+
+    async def _tag_target_or_none(self, name: str, tag: str | None) -> Digest | None:
+        if tag is None:
+            return None
+        try:
+            return await self._tag_target(name, tag)
+        except RegistryError:
+            return None
 
     async def get_manifest(self, name: str, reference: str | Digest) -> StoredManifest:
-        digest = await self._resolve(name, reference)
-        if isinstance(reference, str):  # a tag names it: it exists (see manifest_cache)
-            cached = self._manifests.get(name, digest)
+        if isinstance(reference, Digest):
+            digest = reference
+        else:
+            digest = await self._tag_target(name, reference)
+            cached = self._manifests.get(name, digest)  # a tag names it: it exists
             if cached is not None:
                 return cached
         try:
@@ -191,47 +305,59 @@ class Registry:
 
     async def put_manifest(
         self, name: str, reference: str | Digest, body: bytes, content_type: str | None
-    ) -> tuple[Digest, mf.Manifest]:
-        if isinstance(reference, str) and not is_valid_tag(reference):
-            raise RegistryError(ErrorCode.MANIFEST_INVALID, f"invalid tag {reference!r}")
+    ) -> PushedManifest:
+        tag = reference if isinstance(reference, str) else None
+        if tag is not None and not is_valid_tag(tag):
+            raise RegistryError(ErrorCode.MANIFEST_INVALID, f"invalid tag {tag!r}")
         try:
             parsed = mf.parse_manifest(body, content_type)
         except mf.ManifestInvalid as exc:
             raise RegistryError(ErrorCode.MANIFEST_INVALID, str(exc)) from None
         digest = _digest_of_manifest(body, reference)
-        await self._check_references(name, parsed)
 
-        await self._ensure_repository(name)
+        # Reads, and the catalog marker (which precedes everything else we write): together.
+        _, _, previous = await all_of(
+            self._check_references(name, parsed),
+            self._ensure_repository(name),
+            self._tag_target_or_none(name, tag),
+        )
         await self.storage.put_bytes(
             layout.manifest(name, digest), _encode_manifest(parsed.media_type, body)
         )
+        # Both must exist before the tag: the referrer entry, and the reverse tag index that a
+        # delete by digest follows to the tag.
+        before_tag = []
         if parsed.subject is not None:
-            descriptor = _referrer_descriptor(parsed, digest, len(body))
-            await self.storage.put_bytes(
-                layout.referrer(name, parsed.subject, digest), json.dumps(descriptor).encode()
-            )
-        if isinstance(reference, str):
-            await self._set_tag(name, reference, digest)
-        return digest, parsed
+            descriptor = json.dumps(_referrer_descriptor(parsed, digest, len(body))).encode()
+            key = layout.referrer(name, parsed.subject, digest)
+            before_tag.append(self.storage.put_bytes(key, descriptor))
+        if tag is not None:
+            before_tag.append(self.storage.put_bytes(layout.tagged(name, digest, tag), b""))
+        await all_of(*before_tag)
+        if tag is not None:
+            await self.storage.put_bytes(layout.tag(name, tag), str(digest).encode())
+            if previous is not None and previous != digest:
+                await self.storage.delete(layout.tagged(name, previous, tag))
+        return PushedManifest(digest, parsed.subject)
 
     async def _check_references(self, name: str, parsed: mf.Manifest) -> None:
-        problems: list[RegistryError] = []
-        for descriptor in parsed.blobs:
-            size = await self._blob_size_or_none(name, descriptor.digest)
-            problems.extend(_reference_problem(descriptor, size, "blob"))
-        for descriptor in parsed.manifests:
+        """Every blob and child manifest the manifest names is in this repository, with the
+        size its descriptor says (checked concurrently; all problems reported at once)."""
+
+        async def problems_of(item: tuple[mf.Descriptor, bool]) -> list[RegistryError]:
+            descriptor, is_blob = item
+            if is_blob:
+                size = await self._blob_size_or_none(name, descriptor.digest)
+                return _reference_problem(descriptor, size, "blob")
             size = await self._manifest_size(name, descriptor.digest)
-            problems.extend(_reference_problem(descriptor, size, "manifest"))
+            return _reference_problem(descriptor, size, "manifest")
+
+        descriptors = [(d, True) for d in parsed.blobs] + [(d, False) for d in parsed.manifests]
+        problems = [p for found in await map_bounded(problems_of, descriptors) for p in found]
         if problems:
             first, *rest = problems
             first.extra = rest
             raise first
-
-    async def _blob_size_or_none(self, name: str, digest: Digest) -> int | None:
-        try:
-            return await self.blob_size(name, digest)
-        except RegistryError:
-            return None
 
     async def _manifest_size(self, name: str, digest: Digest) -> int | None:
         try:
@@ -240,26 +366,11 @@ class Registry:
             return None
         return len(_decode_manifest(digest, stored).body)
 
-    async def _set_tag(self, name: str, tag: str, digest: Digest) -> None:
-        previous: Digest | None = None
-        with contextlib.suppress(RegistryError):
-            previous = await self._resolve(name, tag)
-        await self.storage.put_bytes(layout.tagged(name, digest, tag), b"")
-        await self.storage.put_bytes(layout.tag(name, tag), str(digest).encode())
-        if previous is not None and previous != digest:
-            await self.storage.delete(layout.tagged(name, previous, tag))
-
     async def delete_manifest(self, name: str, reference: str | Digest) -> None:
+        """By tag: untag. By digest: the manifest, every tag on it and its referrer entry."""
         self._check_delete_enabled()
         if isinstance(reference, str):
-            try:
-                data, version = await self.storage.get_bytes(layout.tag(name, reference))
-            except NotFound:
-                raise _manifest_unknown(reference) from None
-            await self.storage.delete_if_version(layout.tag(name, reference), version)
-            with contextlib.suppress(InvalidDigest):
-                tagged = layout.tagged(name, Digest.parse(data.decode()), reference)
-                await self.storage.delete(tagged)
+            await self._untag(name, reference)
             return
         stored = await self.get_manifest(name, reference)
         await self._untag_all(name, reference)
@@ -272,9 +383,22 @@ class Registry:
         self._manifests.discard(name, reference)
         await self.storage.delete(layout.manifest(name, reference))
 
+    async def _untag(self, name: str, tag: str) -> None:
+        try:
+            data, version = await self.storage.get_bytes(layout.tag(name, tag))
+        except NotFound:
+            raise _manifest_unknown(tag) from None
+        await self.storage.delete_if_version(layout.tag(name, tag), version)
+        try:
+            digest = Digest.parse(data.decode())
+        except (InvalidDigest, UnicodeDecodeError):
+            return
+        await self.storage.delete(layout.tagged(name, digest, tag))
+
     async def _untag_all(self, name: str, digest: Digest) -> None:
         prefix = layout.tagged_prefix(name, digest)
-        for key in await self.storage.list(prefix):
+
+        async def untag(key: str) -> None:
             tag = key[len(prefix) :]
             try:
                 data, version = await self.storage.get_bytes(layout.tag(name, tag))
@@ -284,10 +408,12 @@ class Registry:
                 pass
             await self.storage.delete(key)
 
-    # -- tags and referrers ------------------------------------------------------------------
+        await map_bounded(untag, await self.storage.list(prefix))
+
+    # -- tags and referrers ----------------------------------------------------------------------
 
     async def list_tags(self, name: str, n: int, last: str | None) -> Page:
-        if not await self.repository_exists(name):
+        if not await self._repository_exists(name):
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": name})
         prefix = layout.tags_prefix(name)
         keys = await self.storage.list(prefix, prefix + last if last else None, n + 1)
@@ -297,16 +423,21 @@ class Registry:
     async def list_referrers(
         self, name: str, subject: Digest, artifact_type: str | None
     ) -> list[dict[str, Any]]:
-        descriptors = []
-        for key in await self.storage.list(layout.referrers_prefix(name, subject)):
+        async def descriptor_at(key: str) -> dict[str, Any] | None:
             try:
                 data, _ = await self.storage.get_bytes(key)
-            except NotFound:
-                continue
-            descriptor = json.loads(data)
-            if artifact_type is None or descriptor.get("artifactType") == artifact_type:
-                descriptors.append(descriptor)
-        return descriptors
+            except NotFound:  # deleted since it was listed
+                return None
+            descriptor: dict[str, Any] = json.loads(data)
+            return descriptor
+
+        keys = await self.storage.list(layout.referrers_prefix(name, subject))
+        return [
+            descriptor
+            for descriptor in await map_bounded(descriptor_at, keys)
+            if descriptor is not None
+            and (artifact_type is None or descriptor.get("artifactType") == artifact_type)
+        ]
 
     def _check_delete_enabled(self) -> None:
         if not self.delete_enabled:

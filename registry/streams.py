@@ -8,7 +8,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 import anyio.to_thread
 
 from registry.digest import Hasher
-from registry.storage.base import BytesLike
+from registry.storage.protocol import BytesLike
 
 BLOCK_SIZE = 1 << 20
 READ_AHEAD_BLOCKS = 4

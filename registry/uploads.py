@@ -17,9 +17,9 @@ from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 
 from registry.digest import Digest, Hasher, new_hasher
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import ErrorCode, RegistryError, UploadOutOfOrder
 from registry.storage import layout
-from registry.storage.base import (
+from registry.storage.protocol import (
     BytesLike,
     NotFound,
     PreconditionFailed,
@@ -51,27 +51,6 @@ class Session:
 
     def encode(self, size: int, parts: tuple[Part, ...]) -> bytes:
         return _encode_state(self.repository, size, parts, self.started)
-
-
-class RangeNotSatisfiable(RegistryError):
-    """416 for an upload chunk that does not start where the session stands."""
-
-    def __init__(self, message: str, session: Session) -> None:
-        super().__init__(
-            ErrorCode.BLOB_UPLOAD_INVALID,
-            message,
-            {"offset": session.size},
-            status=416,
-            headers=progress_headers(session),
-        )
-
-
-def progress_headers(session: Session) -> dict[str, str]:
-    return {
-        "Location": f"/v2/{session.repository}/blobs/uploads/{session.id}",
-        "Range": f"0-{max(session.size - 1, 0)}",
-        "Docker-Upload-UUID": session.id,
-    }
 
 
 def _unknown(upload_id: str) -> RegistryError:
@@ -153,7 +132,7 @@ class Uploads:
             await self.storage.delete(key)
             self._forget(session.id)
             current = await self.get(session.repository, session.id)
-            raise RangeNotSatisfiable("the upload moved on concurrently", current) from None
+            raise _out_of_order("the upload moved on concurrently", current) from None
         if hasher is not None:
             self._remember(session.id, size, hasher)
         else:
@@ -306,6 +285,10 @@ class Uploads:
         self._hashes.pop(upload_id, None)
 
 
+def _out_of_order(message: str, session: Session) -> UploadOutOfOrder:
+    return UploadOutOfOrder(message, session.repository, session.id, session.size)
+
+
 def _check(actual: Digest, expected: Digest) -> None:
     if actual != expected:
         raise RegistryError(
@@ -334,15 +317,14 @@ def expected_length(
         return content_length
     start, end = content_range
     if start != session.size:
-        raise RangeNotSatisfiable(
-            f"chunk starts at {start} but the upload holds {session.size} bytes", session
-        )
+        message = f"chunk starts at {start} but the upload holds {session.size} bytes"
+        raise _out_of_order(message, session)
     if end < start:
-        raise RangeNotSatisfiable(f"invalid Content-Range {start}-{end}", session)
+        raise _out_of_order(f"invalid chunk range {start}-{end}", session)
     length = end - start + 1
     if content_length is not None and content_length != length:
         raise RegistryError(
             ErrorCode.SIZE_INVALID,
-            f"Content-Length {content_length} does not match Content-Range {start}-{end}",
+            f"declared length {content_length} does not match the chunk range {start}-{end}",
         )
     return length

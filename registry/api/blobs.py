@@ -1,4 +1,4 @@
-"""Blob download (with byte ranges), existence check and unlinking."""
+"""Blob download (with byte ranges or a redirect), existence check and unlinking."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from registry.api.base import empty, name_of, parse_digest_or, registry_of
-from registry.errors import ErrorCode, RegistryError
+from registry.api.errors import HttpError
+from registry.api.requests import name_of, parse_digest_or, registry_of
+from registry.api.responses import empty
+from registry.errors import ErrorCode
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -16,7 +18,7 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The single byte range [start, end] asked for, None for the whole blob.
 
-    Raises RegistryError(416) when the range cannot be satisfied.
+    Raises HttpError(416) when the range cannot be satisfied.
     """
     if header is None:
         return None
@@ -35,20 +37,20 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-def _unsatisfiable(size: int) -> RegistryError:
-    return RegistryError(
+def _unsatisfiable(size: int) -> HttpError:
+    return HttpError(
+        416,
         ErrorCode.BLOB_UNKNOWN,
         "requested range not satisfiable",
         {"size": size},
-        status=416,
         headers={"Content-Range": f"bytes */{size}"},
     )
 
 
 async def get_blob(request: Request) -> Response:
-    registry, name = registry_of(request), name_of(request)
     digest = parse_digest_or(request.path_params["digest"], ErrorCode.BLOB_UNKNOWN)
-    size = await registry.blob_size(name, digest)
+    head = request.method == "HEAD"
+    blob = await registry_of(request).open_blob(name_of(request), digest, redirect=not head)
     headers = {
         "Content-Type": "application/octet-stream",
         "Docker-Content-Digest": str(digest),
@@ -56,19 +58,18 @@ async def get_blob(request: Request) -> Response:
         "ETag": f'"{digest}"',
         "Cache-Control": "max-age=31536000",
     }
-    if request.method == "HEAD":
-        return empty(200, headers | {"Content-Length": str(size)})
-    location = await registry.blob_redirect(digest)
-    if location is not None:
-        return empty(307, {"Location": location, "Docker-Content-Digest": str(digest)})
-    byte_range = parse_range(request.headers.get("range"), size)
+    if head:
+        return empty(200, headers | {"Content-Length": str(blob.size)})
+    if blob.redirect_url is not None:
+        return empty(307, {"Location": blob.redirect_url, "Docker-Content-Digest": str(digest)})
+    byte_range = parse_range(request.headers.get("range"), blob.size)
     if byte_range is None:
-        headers["Content-Length"] = str(size)
-        return StreamingResponse(registry.read_blob(digest), 200, headers)
+        headers["Content-Length"] = str(blob.size)
+        return StreamingResponse(blob.read(), 200, headers)
     start, end = byte_range
     headers["Content-Length"] = str(end - start + 1)
-    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    return StreamingResponse(registry.read_blob(digest, start, end + 1), 206, headers)
+    headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+    return StreamingResponse(blob.read(start, end + 1), 206, headers)
 
 
 async def delete_blob(request: Request) -> Response:

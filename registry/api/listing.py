@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.base import (
-    JSON,
+from registry.api.requests import (
     may_pull,
     name_of,
     next_link,
@@ -17,13 +13,9 @@ from registry.api.base import (
     parse_digest_or,
     registry_of,
 )
+from registry.api.responses import json_response
 from registry.errors import ErrorCode
 from registry.manifest import OCI_INDEX
-
-
-def _json(document: Any, headers: dict[str, str] | None = None, media_type: str = JSON) -> Response:
-    body = json.dumps(document, separators=(",", ":")).encode()
-    return Response(body, 200, headers, media_type=media_type)
 
 
 async def list_tags(request: Request) -> Response:
@@ -33,7 +25,7 @@ async def list_tags(request: Request) -> Response:
     headers = {}
     if page.more and page.items:
         headers["Link"] = next_link(f"/v2/{name}/tags/list", n, page.items[-1])
-    return _json({"name": name, "tags": page.items}, headers)
+    return json_response({"name": name, "tags": page.items}, headers)
 
 
 async def catalog(request: Request) -> Response:
@@ -42,7 +34,7 @@ async def catalog(request: Request) -> Response:
     headers = {}
     if page.more and page.items:
         headers["Link"] = next_link("/v2/_catalog", n, page.items[-1])
-    return _json({"repositories": page.items}, headers)
+    return json_response({"repositories": page.items}, headers)
 
 
 async def referrers(request: Request) -> Response:
@@ -53,4 +45,4 @@ async def referrers(request: Request) -> Response:
     )
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
-    return _json(index, headers, media_type=OCI_INDEX)
+    return json_response(index, headers, media_type=OCI_INDEX)

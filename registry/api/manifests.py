@@ -5,9 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.base import empty, name_of, read_bounded, registry_of
+from registry.api.requests import name_of, read_bounded, registry_of
+from registry.api.responses import empty
 from registry.digest import Digest
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import ErrorCode, ManifestTooLarge, RegistryError
 from registry.manifest import MAX_MANIFEST_BYTES
 from registry.reference import parse_reference
 
@@ -18,15 +19,6 @@ def _reference(request: Request, code: ErrorCode) -> str | Digest:
         return parse_reference(text)
     except ValueError as exc:
         raise RegistryError(code, str(exc), {"reference": text}) from None
-
-
-def _too_large() -> RegistryError:
-    return RegistryError(
-        ErrorCode.MANIFEST_INVALID,
-        f"manifest is larger than {MAX_MANIFEST_BYTES} bytes",
-        status=413,
-        headers={"Connection": "close"},
-    )
 
 
 async def get_manifest(request: Request) -> Response:
@@ -46,13 +38,16 @@ async def get_manifest(request: Request) -> Response:
 async def put_manifest(request: Request) -> Response:
     name = name_of(request)
     reference = _reference(request, ErrorCode.MANIFEST_INVALID)
-    body = await read_bounded(request, MAX_MANIFEST_BYTES, _too_large())
-    digest, parsed = await registry_of(request).put_manifest(
+    body = await read_bounded(request, MAX_MANIFEST_BYTES, ManifestTooLarge(MAX_MANIFEST_BYTES))
+    pushed = await registry_of(request).put_manifest(
         name, reference, body, request.headers.get("content-type")
     )
-    headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": str(digest)}
-    if parsed.subject is not None:
-        headers["OCI-Subject"] = str(parsed.subject)
+    headers = {
+        "Location": f"/v2/{name}/manifests/{pushed.digest}",
+        "Docker-Content-Digest": str(pushed.digest),
+    }
+    if pushed.subject is not None:
+        headers["OCI-Subject"] = str(pushed.subject)
     return empty(201, headers)
 
 

@@ -1,4 +1,6 @@
-"""Shared pieces of the HTTP handlers: path parameters, query parsing, empty responses."""
+"""Reading requests in the handlers: the services, path parameters, headers, query, bodies.
+
+Path parameters arrive decoded and the repository name validated (`routes.py`)."""
 
 from __future__ import annotations
 
@@ -6,14 +8,13 @@ import re
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import Response
 
-from registry.auth.base import Access, Authorizer
+from registry.api.errors import HttpError
+from registry.auth.authorizer import Authorizer, Scope
 from registry.digest import Digest, InvalidDigest
 from registry.errors import ErrorCode, RegistryError
 from registry.service import Registry
 
-JSON = "application/json"
 MAX_PAGE_SIZE = 10_000
 _DECIMAL = re.compile(r"[0-9]{1,18}")
 
@@ -26,13 +27,6 @@ def registry_of(request: Request) -> Registry:
 def name_of(request: Request) -> str:
     name: str = request.path_params["name"]
     return name
-
-
-def empty(status: int, headers: dict[str, str] | None = None) -> Response:
-    merged = {"Content-Length": "0"}
-    if headers:
-        merged.update(headers)
-    return Response(status_code=status, headers=merged)
 
 
 def parse_digest_or(text: str, code: ErrorCode) -> Digest:
@@ -59,9 +53,8 @@ def page_params(request: Request) -> tuple[int, str | None]:
     elif _DECIMAL.fullmatch(raw):
         n = min(int(raw), MAX_PAGE_SIZE)
     else:
-        raise RegistryError(
-            ErrorCode.UNSUPPORTED, f"n must be a non-negative integer, got {raw!r}", status=400
-        )
+        message = f"n must be a non-negative integer, got {raw!r}"
+        raise HttpError(400, ErrorCode.UNSUPPORTED, message)
     last = request.query_params.get("last") or None
     return n, last
 
@@ -73,10 +66,10 @@ def next_link(path: str, n: int, last: str) -> str:
 def may_pull(request: Request, name: str) -> bool:
     """Whether the admitted caller may pull `name` (for catalogs and mount sources)."""
     authorizer: Authorizer = request.app.state.authorizer
-    return authorizer.may(request.state.identity, Access("repository", name, ("pull",)))
+    return authorizer.may(request.state.identity, Scope("repository", name, ("pull",)))
 
 
-async def read_bounded(request: Request, limit: int, too_large: RegistryError) -> bytes:
+async def read_bounded(request: Request, limit: int, too_large: Exception) -> bytes:
     """The whole request body, refusing with `too_large` as soon as it exceeds `limit`."""
     declared = int_header(request, "content-length")
     if declared is not None and declared > limit:

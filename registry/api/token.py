@@ -1,86 +1,121 @@
-"""The built-in Docker token service: `GET /token` (token.md) and `POST /token` (oauth.md)."""
+"""The built-in Docker token service over HTTP: `GET /token` (token.md), `POST /token`
+(oauth.md) and our verification key at `/token/jwks.json`.
+
+Malformed requests are answered as RFC 6749 (section 5.2) says, `400` with
+`{"error": "invalid_request" | "unsupported_grant_type" | "invalid_scope", ...}`; wrong
+credentials get `401` with the OCI `UNAUTHORIZED` body, as on every other endpoint.
+"""
 
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qs
 
-import jwt
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from registry.api.base import read_bounded
-from registry.auth.base import ANONYMOUS, Access, Identity
+from registry.api.errors import HttpError
+from registry.api.requests import read_bounded
+from registry.auth.authorizer import Scope
+from registry.auth.basic import client_address
 from registry.auth.scopes import parse_scopes
-from registry.auth.token import BearerAuthorizer
-from registry.errors import ErrorCode, RegistryError
+from registry.auth.token_service import (
+    BasicCredentials,
+    Grant,
+    PasswordGrant,
+    RefreshGrant,
+    TokenRequest,
+    TokenRequestInvalid,
+    TokenService,
+)
+from registry.errors import ErrorCode
 
 MAX_FORM_BYTES = 64 * 1024
 
 
-def _service(request: Request) -> BearerAuthorizer:
-    authorizer = request.app.state.authorizer
-    if not isinstance(authorizer, BearerAuthorizer):
-        raise RegistryError(ErrorCode.UNSUPPORTED, "no token service here", status=404)
-    return authorizer
+def _service(request: Request) -> TokenService:
+    service: TokenService | None = request.app.state.token_service
+    if service is None:
+        message = "no token service here (auth.mode is not token)"
+        raise HttpError(404, ErrorCode.UNSUPPORTED, message)
+    return service
 
 
-async def _answer(
-    service: BearerAuthorizer,
-    identity: Identity,
-    asked: list[Access],
-    *,
-    refresh: bool,
-    oauth: bool,
-) -> Response:
-    granted = service.basic.policy.grant(identity, asked)
-    subject = identity.user or ""
-    token, issued = await service.authority.issue(subject, granted)
-    document: dict[str, object] = {
-        "token": token,
-        "access_token": token,
-        "expires_in": service.authority.settings.expires_in,
-        "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(issued)),
-    }
-    if oauth:
-        document["scope"] = " ".join(str(a) for a in granted)
-    if refresh and not identity.anonymous:
-        document["refresh_token"] = await service.authority.issue_refresh_token(subject)
+def _invalid(error: TokenRequestInvalid) -> Response:
+    document = {"error": error.error, "error_description": error.description}
+    return JSONResponse(document, 400, {"Cache-Control": "no-store"})
+
+
+async def _respond(service: TokenService, token_request: TokenRequest) -> Response:
+    document = await service.respond(token_request)
     return JSONResponse(document, headers={"Cache-Control": "no-store"})
+
+
+def _scopes(values: list[str]) -> list[Scope]:
+    try:
+        return parse_scopes(values)
+    except ValueError as exc:
+        raise TokenRequestInvalid("invalid_scope", str(exc)) from None
 
 
 async def get_token(request: Request) -> Response:
     service = _service(request)
-    identity = await service.basic.authenticate(request)
-    asked = parse_scopes(request.query_params.getlist("scope"))
-    refresh = request.query_params.get("offline_token", "").lower() == "true"
-    return await _answer(service, identity, asked, refresh=refresh, oauth=False)
+    try:
+        scopes = _scopes(request.query_params.getlist("scope"))
+    except TokenRequestInvalid as invalid:
+        return _invalid(invalid)
+    token_request = TokenRequest(
+        BasicCredentials(request.headers.get("authorization", "")),
+        scopes,
+        offline=request.query_params.get("offline_token", "").lower() == "true",
+        oauth=False,
+        source=client_address(request),
+    )
+    return await _respond(service, token_request)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The form's fields (the first value of each); TokenRequestInvalid if unreadable."""
+    too_large = TokenRequestInvalid("invalid_request", f"form larger than {MAX_FORM_BYTES} bytes")
+    body = await read_bounded(request, MAX_FORM_BYTES, too_large)
+    try:
+        fields = parse_qs(body.decode("ascii"), errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise TokenRequestInvalid(
+            "invalid_request", "the body is not an application/x-www-form-urlencoded form"
+        ) from None
+    return {key: values[0] for key, values in fields.items()}
+
+
+def _grant(form: dict[str, str]) -> Grant:
+    def required(field: str) -> str:
+        value = form.get(field)
+        if not value:
+            raise TokenRequestInvalid("invalid_request", f"{field} is required")
+        return value
+
+    grant_type = required("grant_type")
+    if grant_type == "password":
+        return PasswordGrant(required("username"), required("password"))
+    if grant_type == "refresh_token":
+        return RefreshGrant(required("refresh_token"))
+    raise TokenRequestInvalid("unsupported_grant_type", f"unsupported grant_type {grant_type!r}")
 
 
 async def post_token(request: Request) -> Response:
     service = _service(request)
-    too_large = RegistryError(ErrorCode.UNSUPPORTED, "form too large", status=400)
-    body = await read_bounded(request, MAX_FORM_BYTES, too_large)
-    form = {key: values[0] for key, values in parse_qs(body.decode(errors="replace")).items()}
-    asked = parse_scopes([form.get("scope", "")])
-    grant_type = form.get("grant_type")
-    if grant_type == "password":
-        identity = await service.basic.check(
-            request, form.get("username", ""), form.get("password", "")
+    try:
+        form = await _form(request)
+        token_request = TokenRequest(
+            _grant(form),
+            _scopes([form.get("scope", "")]),
+            offline=form.get("access_type") == "offline",
+            oauth=True,
+            source=client_address(request),
         )
-    elif grant_type == "refresh_token":
-        try:
-            claims = await service.authority.verify(form.get("refresh_token", ""), refresh=True)
-        except jwt.InvalidTokenError as exc:
-            raise RegistryError(ErrorCode.UNAUTHORIZED, f"invalid refresh token: {exc}") from None
-        identity = Identity(str(claims.get("sub"))) if claims.get("sub") else ANONYMOUS
-    else:
-        raise RegistryError(
-            ErrorCode.UNSUPPORTED, f"unsupported grant_type {grant_type!r}", status=400
-        )
-    refresh = form.get("access_type") == "offline"
-    return await _answer(service, identity, asked, refresh=refresh, oauth=True)
+    except TokenRequestInvalid as invalid:
+        return _invalid(invalid)
+    return await _respond(service, token_request)
 
 
 async def jwks(request: Request) -> Response:
-    return JSONResponse(await _service(request).authority.jwks())
+    return JSONResponse(await _service(request).jwks())

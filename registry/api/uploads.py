@@ -7,10 +7,12 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from registry.api.base import empty, int_header, may_pull, name_of, registry_of
+from registry.api.errors import upload_progress_headers
+from registry.api.requests import int_header, may_pull, name_of, registry_of
+from registry.api.responses import empty
 from registry.digest import Digest, InvalidDigest
-from registry.errors import ErrorCode, RegistryError
-from registry.uploads import RangeNotSatisfiable, Session, expected_length, progress_headers
+from registry.errors import ErrorCode, RegistryError, UploadOutOfOrder
+from registry.service import UploadProgress
 
 _CONTENT_RANGE = re.compile(r"([0-9]{1,18})-([0-9]{1,18})")
 
@@ -31,13 +33,22 @@ def _blob_created(name: str, digest: Digest) -> Response:
     )
 
 
-def _content_range(request: Request, session: Session) -> tuple[int, int] | None:
+def _progress(progress: UploadProgress) -> dict[str, str]:
+    return upload_progress_headers(progress.repository, progress.upload_id, progress.offset)
+
+
+async def _chunk_range(request: Request) -> tuple[int, int] | None:
+    """The chunk's `Content-Range: <first>-<last>`; a malformed one is refused with 416 and
+    where the upload stands, like a chunk out of order."""
     value = request.headers.get("content-range")
     if value is None:
         return None
     match = _CONTENT_RANGE.fullmatch(value.strip())
     if match is None:
-        raise RangeNotSatisfiable(f"invalid Content-Range {value!r}", session)
+        name, upload_id = name_of(request), request.path_params["uuid"]
+        progress = await registry_of(request).upload_status(name, upload_id)
+        message = f"invalid Content-Range {value!r}"
+        raise UploadOutOfOrder(message, name, upload_id, progress.offset)
     return int(match[1]), int(match[2])
 
 
@@ -63,52 +74,47 @@ async def start_upload(request: Request) -> Response:
             name, digest, request.stream(), int_header(request, "content-length")
         )
         return _blob_created(name, digest)
-    session = await registry.uploads.start(name)
-    headers = progress_headers(session)
+    headers = _progress(await registry.start_upload(name))
     if registry.chunk_min_length:
         headers["OCI-Chunk-Min-Length"] = str(registry.chunk_min_length)
     return empty(202, headers)
 
 
 async def upload_status(request: Request) -> Response:
-    session = await registry_of(request).uploads.get(name_of(request), request.path_params["uuid"])
-    return empty(204, progress_headers(session))
+    progress = await registry_of(request).upload_status(
+        name_of(request), request.path_params["uuid"]
+    )
+    return empty(204, _progress(progress))
 
 
 async def append_chunk(request: Request) -> Response:
-    uploads = registry_of(request).uploads
-    session = await uploads.get(name_of(request), request.path_params["uuid"])
-    session = await uploads.append(
-        session,
+    progress = await registry_of(request).append_to_upload(
+        name_of(request),
+        request.path_params["uuid"],
         request.stream(),
-        _content_range(request, session),
+        await _chunk_range(request),
         int_header(request, "content-length"),
     )
-    return empty(202, progress_headers(session))
+    return empty(202, _progress(progress))
 
 
 async def finish_upload(request: Request) -> Response:
-    registry, name = registry_of(request), name_of(request)
-    session = await registry.uploads.get(name, request.path_params["uuid"])
-    digest = _upload_digest(request)
-    if not _has_body(request):
-        await registry.finish_upload(session, digest)
-        return _blob_created(name, digest)
-    content_range = _content_range(request, session)
-    content_length = int_header(request, "content-length")
-    expected = expected_length(session, content_range, content_length)
-    if session.size == 0:
-        await registry.finish_empty_upload_with_body(session, digest, request.stream(), expected)
-    else:
-        session = await registry.uploads.append(
-            session, request.stream(), content_range, content_length
+    name, digest = name_of(request), _upload_digest(request)
+    upload_id = request.path_params["uuid"]
+    if _has_body(request):
+        await registry_of(request).finish_upload(
+            name,
+            upload_id,
+            digest,
+            request.stream(),
+            await _chunk_range(request),
+            int_header(request, "content-length"),
         )
-        await registry.finish_upload(session, digest)
+    else:
+        await registry_of(request).finish_upload(name, upload_id, digest)
     return _blob_created(name, digest)
 
 
 async def cancel_upload(request: Request) -> Response:
-    uploads = registry_of(request).uploads
-    session = await uploads.get(name_of(request), request.path_params["uuid"])
-    await uploads.cancel(session)
+    await registry_of(request).cancel_upload(name_of(request), request.path_params["uuid"])
     return empty(204)

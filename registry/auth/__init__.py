@@ -1,5 +1,5 @@
 """Who is calling and what may they do: the Authorizer protocol and its implementations."""
 
-from registry.auth.base import Access, Authorizer, Identity
+from registry.auth.authorizer import Authorizer, Identity, Scope
 
-__all__ = ["Access", "Authorizer", "Identity"]
+__all__ = ["Authorizer", "Identity", "Scope"]

@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 
 @dataclass(frozen=True, slots=True)
-class Access:
+class Scope:
     """One grant in Docker scope terms: `repository:team/app:pull,push`, `registry:catalog:*`."""
 
     type: str
@@ -37,7 +37,7 @@ ANONYMOUS = Identity(None)
 
 class Authorizer(Protocol):
     async def authorize(
-        self, request: Request, needed: list[Access], *, login: bool = False
+        self, request: Request, needed: list[Scope], *, login: bool = False
     ) -> Identity:
         """The caller's identity if it may do all of `needed`; raises RegistryError otherwise.
 
@@ -46,7 +46,7 @@ class Authorizer(Protocol):
         """
         ...
 
-    def may(self, identity: Identity, access: Access) -> bool:
+    def may(self, identity: Identity, access: Scope) -> bool:
         """Whether policy lets an admitted identity do something beyond the route's own
         needs (list a repository in the catalog, mount from another repository)."""
         ...
@@ -55,10 +55,10 @@ class Authorizer(Protocol):
 class OpenAuthorizer:
     """auth.mode: none — everyone may do everything."""
 
-    def may(self, identity: Identity, access: Access) -> bool:
+    def may(self, identity: Identity, access: Scope) -> bool:
         return True
 
     async def authorize(
-        self, request: Request, needed: list[Access], *, login: bool = False
+        self, request: Request, needed: list[Scope], *, login: bool = False
     ) -> Identity:
         return ANONYMOUS

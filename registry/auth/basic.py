@@ -15,17 +15,16 @@ from collections import deque
 import anyio.to_thread
 from starlette.requests import Request
 
-from registry.auth.base import ANONYMOUS, Access, Identity
+from registry.auth.authorizer import ANONYMOUS, Identity, Scope
 from registry.auth.htpasswd import HtpasswdUsers
 from registry.auth.policy import Policy
-from registry.errors import ErrorCode, RegistryError
+from registry.errors import AuthenticationRequired, ErrorCode, RegistryError, TooManyRequests
 
 log = logging.getLogger("registry.auth")
 
 
-def basic_credentials(request: Request) -> tuple[str, str] | None:
+def basic_credentials(header: str) -> tuple[str, str] | None:
     """(user, password) from an `Authorization: Basic` header; None when absent or empty."""
-    header = request.headers.get("authorization", "")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -34,6 +33,10 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     return (user, password) if user or password else None
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "?"
 
 
 FAILED_LOGIN_LIMIT = 10
@@ -80,49 +83,40 @@ class BasicAuthorizer:
         self.realm = realm
         self.failed_logins = FailedLogins(FAILED_LOGIN_LIMIT, FAILED_LOGIN_WINDOW_SECONDS)
 
-    def _challenge(self, message: str) -> RegistryError:
-        return RegistryError(
-            ErrorCode.UNAUTHORIZED,
-            message,
-            headers={"WWW-Authenticate": f'Basic realm="{self.realm}", charset="UTF-8"'},
-        )
+    def challenge(self, message: str) -> AuthenticationRequired:
+        return AuthenticationRequired(message, f'Basic realm="{self.realm}", charset="UTF-8"')
 
-    def may(self, identity: Identity, access: Access) -> bool:
+    def may(self, identity: Identity, access: Scope) -> bool:
         return self.policy.allows(identity, [access])
 
-    async def authenticate(self, request: Request) -> Identity:
-        """Who the Basic credentials name: anonymous without any; 401 when they are wrong,
-        429 while the caller's address has failed too often."""
-        credentials = basic_credentials(request)
+    async def authenticate(self, authorization: str, source: str) -> Identity:
+        """Who the `Authorization: Basic` header names: anonymous without credentials; 401
+        when they are wrong, 429 while the caller's address has failed too often."""
+        credentials = basic_credentials(authorization)
         if credentials is None:
             return ANONYMOUS
-        return await self.check(request, *credentials)
+        return await self.check(source, *credentials)
 
-    async def check(self, request: Request, user: str, password: str) -> Identity:
+    async def check(self, source: str, user: str, password: str) -> Identity:
         """The identity of a user whose password is right (401/429 otherwise)."""
-        source = request.client.host if request.client else "?"
         wait = self.failed_logins.retry_after(source)
         if wait:
-            raise RegistryError(
-                ErrorCode.TOOMANYREQUESTS,
-                f"too many failed logins from {source}; retry in {wait} s",
-                headers={"Retry-After": str(wait)},
-            )
+            raise TooManyRequests(f"too many failed logins from {source}; retry in {wait} s", wait)
         if not await anyio.to_thread.run_sync(self.users.check, user, password):
             self.failed_logins.record(source)
             log.warning("failed login for user %r from %s", user, source)
-            raise self._challenge("invalid username or password")
+            raise self.challenge("invalid username or password")
         return Identity(user)
 
     async def authorize(
-        self, request: Request, needed: list[Access], *, login: bool = False
+        self, request: Request, needed: list[Scope], *, login: bool = False
     ) -> Identity:
-        identity = await self.authenticate(request)
+        identity = await self.authenticate(
+            request.headers.get("authorization", ""), client_address(request)
+        )
         allowed = self.policy.allows(identity, needed)
         if identity.anonymous and (login or not allowed):
-            raise self._challenge("authentication required")
+            raise self.challenge("authentication required")
         if not allowed:
-            raise RegistryError(
-                ErrorCode.DENIED, detail=[str(access) for access in needed], status=403
-            )
+            raise RegistryError(ErrorCode.DENIED, detail=[str(access) for access in needed])
         return identity

@@ -1,19 +1,21 @@
-"""The token-signing key: from a PEM file, or generated once and kept in storage so that
-every replica and worker signs and verifies with the same key."""
+"""The token-signing key: from a PEM file, or generated once and shared through storage (the
+registry service keeps it) so that every replica and worker signs and verifies with the same
+key."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from registry.storage import layout
-from registry.storage.base import Storage
+# Stores a candidate key unless one is stored already; returns the stored one.
+SharedKey = Callable[[bytes], Awaitable[bytes]]
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,9 @@ def from_pem(pem: bytes) -> SigningKey:
     raise ValueError("the token signing key must be an EC P-256 or an RSA private key")
 
 
-async def load_or_create(storage: Storage, key_file: str) -> SigningKey:
+async def load_or_create(key_file: str, shared: SharedKey) -> SigningKey:
+    """The key in key_file; without one, the key shared by every replica (the first one
+    generated wins)."""
     if key_file:
         return from_pem(await anyio.Path(key_file).read_bytes())
     generated = ec.generate_private_key(ec.SECP256R1()).private_bytes(
@@ -70,6 +74,4 @@ async def load_or_create(storage: Storage, key_file: str) -> SigningKey:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    await storage.put_if_absent(layout.TOKEN_SIGNING_KEY, generated)  # the first one wins
-    stored, _ = await storage.get_bytes(layout.TOKEN_SIGNING_KEY)
-    return from_pem(stored)
+    return from_pem(await shared(generated))

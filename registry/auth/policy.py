@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from registry.auth.base import Access, Identity
+from registry.auth.authorizer import Identity, Scope
 from registry.config import PolicyConfig
 
 ALL_ACTIONS = ("pull", "push", "delete")
@@ -56,7 +56,7 @@ class Policy:
         user = identity.user or ""
         return {"authenticated", user, *self._groups.get(user, ())}
 
-    def permitted(self, identity: Identity, access: Access) -> set[str]:
+    def permitted(self, identity: Identity, access: Scope) -> set[str]:
         """The actions of `access` the identity may do."""
         principals = self._principals(identity)
         if access.type == "registry" and access.name == "catalog":
@@ -73,7 +73,7 @@ class Policy:
                 actions |= rule.actions
         return actions
 
-    def allows(self, identity: Identity, needed: list[Access]) -> bool:
+    def allows(self, identity: Identity, needed: list[Scope]) -> bool:
         for access in needed:
             wanted = set(access.actions)
             if access.type == "repository" and "*" in wanted:
@@ -82,12 +82,12 @@ class Policy:
                 return False
         return True
 
-    def grant(self, identity: Identity, asked: list[Access]) -> list[Access]:
+    def grant(self, identity: Identity, asked: list[Scope]) -> list[Scope]:
         """What a token may carry: the asked actions the identity is allowed, never more."""
         granted = []
         for access in asked:
             permitted = self.permitted(identity, access)
             actions = tuple(a for a in access.actions if a in permitted)
             if actions:
-                granted.append(Access(access.type, access.name, actions))
+                granted.append(Scope(access.type, access.name, actions))
         return granted

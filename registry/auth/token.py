@@ -20,14 +20,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from starlette.requests import Request
 
-from registry.auth.base import ANONYMOUS, Access, Identity
+from registry.auth.authorizer import ANONYMOUS, Identity, Scope
 from registry.auth.basic import BasicAuthorizer
-from registry.auth.keys import SigningKey, load_or_create
+from registry.auth.keys import SharedKey, SigningKey, load_or_create
 from registry.auth.scopes import covers, from_claim, to_claim
 from registry.auth.trust import IssuerKeys
 from registry.config import TrustedIssuer
-from registry.errors import ErrorCode, RegistryError
-from registry.storage.base import Storage
+from registry.errors import AuthenticationRequired
 
 LEEWAY_SECONDS = 60
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
@@ -56,9 +55,9 @@ def x5c_chain(pem: bytes) -> list[str]:
 class TokenAuthority:
     """Issues and verifies tokens with the shared signing key (loaded on first use)."""
 
-    def __init__(self, settings: TokenSettings, storage: Storage) -> None:
+    def __init__(self, settings: TokenSettings, shared_key: SharedKey) -> None:
         self.settings = settings
-        self._storage = storage
+        self._shared_key = shared_key
         self._trusted = {t.issuer: IssuerKeys(t) for t in settings.trusted}
         self._key: SigningKey | None = None
         self._headers: dict[str, Any] = {}
@@ -68,7 +67,7 @@ class TokenAuthority:
         if self._key is None:
             async with self._lock:
                 if self._key is None:
-                    key = await load_or_create(self._storage, self.settings.key_file)
+                    key = await load_or_create(self.settings.key_file, self._shared_key)
                     self._headers = {"kid": key.kid}
                     if self.settings.certificate:
                         chain = await anyio.Path(self.settings.certificate).read_bytes()
@@ -76,7 +75,7 @@ class TokenAuthority:
                     self._key = key
         return self._key
 
-    async def issue(self, subject: str, access: list[Access]) -> tuple[str, int]:
+    async def issue(self, subject: str, access: list[Scope]) -> tuple[str, int]:
         key = await self.key()
         now = int(time.time())
         claims = {
@@ -150,7 +149,7 @@ class BearerAuthorizer:
         self.authority = authority
         self.basic = basic  # Basic credentials are accepted too (curl and CI scripts)
 
-    def may(self, identity: Identity, access: Access) -> bool:
+    def may(self, identity: Identity, access: Scope) -> bool:
         return self.basic.may(identity, access)
 
     def realm(self, request: Request) -> str:
@@ -159,8 +158,8 @@ class BearerAuthorizer:
         return settings.realm or base.rstrip("/") + "/token"
 
     def _challenge(
-        self, request: Request, needed: list[Access], error: str | None, message: str
-    ) -> RegistryError:
+        self, request: Request, needed: list[Scope], error: str | None, message: str
+    ) -> AuthenticationRequired:
         parts = [
             f'realm="{self.realm(request)}"',
             f'service="{self.authority.settings.service}"',
@@ -169,15 +168,12 @@ class BearerAuthorizer:
             parts.append(f'scope="{" ".join(str(a) for a in needed)}"')
         if error:
             parts.append(f'error="{error}"')
-        return RegistryError(
-            ErrorCode.UNAUTHORIZED,
-            message,
-            detail=[str(a) for a in needed] or None,
-            headers={"WWW-Authenticate": "Bearer " + ",".join(parts)},
+        return AuthenticationRequired(
+            message, "Bearer " + ",".join(parts), detail=[str(a) for a in needed] or None
         )
 
     async def authorize(
-        self, request: Request, needed: list[Access], *, login: bool = False
+        self, request: Request, needed: list[Scope], *, login: bool = False
     ) -> Identity:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "basic" and token.strip():

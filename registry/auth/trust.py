@@ -18,8 +18,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from registry.config import TrustedIssuer
 
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-
 
 def algorithm_of(key: Any) -> str:
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":

@@ -34,7 +34,13 @@ from urllib.parse import quote, unquote
 
 import anyio.to_thread
 
-from registry.storage.base import BytesLike, NotFound, ObjectInfo, PreconditionFailed, StorageError
+from registry.storage.protocol import (
+    BytesLike,
+    NotFound,
+    ObjectInfo,
+    PreconditionFailed,
+    StorageError,
+)
 from registry.storage.writeback import start_writeback
 
 _FILE_SUFFIX = "@"

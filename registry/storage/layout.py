@@ -53,10 +53,6 @@ def blob(digest: Digest) -> str:
     return f"blobs/{digest.algorithm}/{digest.encoded}"
 
 
-def repository(name: str) -> str:
-    return f"repositories/{name}/"
-
-
 def blob_link(name: str, digest: Digest) -> str:
     return f"repositories/{name}/_blobs/{digest.algorithm}/{digest.encoded}"
 

@@ -23,9 +23,15 @@ import anyio
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from registry.config import MIN_PART_SIZE, S3Config
-from registry.storage.base import BytesLike, NotFound, ObjectInfo, PreconditionFailed, StorageError
+from registry.storage.protocol import (
+    BytesLike,
+    NotFound,
+    ObjectInfo,
+    PreconditionFailed,
+    StorageError,
+)
 
+MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part, the last one excepted
 MAX_SINGLE_COPY = 5 * 1024**3
 MAX_PARTS = 10_000
 _READ_BLOCK = 1 << 20
@@ -54,21 +60,40 @@ def _translate(key: str) -> Iterator[None]:
 
 
 class S3Storage:
-    def __init__(self, config: S3Config) -> None:
-        self.config = config
-        self.bucket = config.bucket
-        self.prefix = config.prefix.strip("/") + "/" if config.prefix.strip("/") else ""
-        self.part_size = config.part_size
+    """Keys below `prefix` in `bucket`. Credentials left empty come from the AWS chain
+    (environment, profile, instance role)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str = "",
+        region: str = "us-east-1",
+        access_key: str = "",
+        secret_key: str = "",
+        prefix: str = "",
+        path_style: bool = False,
+        part_size: int = 16 * 1024 * 1024,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+        max_attempts: int = 3,
+    ) -> None:
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE}")
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.part_size = part_size
         self._session = aioboto3.Session(
-            aws_access_key_id=config.access_key or None,
-            aws_secret_access_key=config.secret_key or None,
-            region_name=config.region or None,
+            aws_access_key_id=access_key or None,
+            aws_secret_access_key=secret_key or None,
+            region_name=region or None,
         )
         self._boto_config = BotoConfig(
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            retries={"max_attempts": config.max_attempts, "mode": "standard"},
-            s3={"addressing_style": "path" if config.path_style else "auto"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"max_attempts": max_attempts, "mode": "standard"},
+            s3={"addressing_style": "path" if path_style else "auto"},
             signature_version="s3v4",
             max_pool_connections=64,
             # Content digests are verified by the registry itself; botocore's default CRC
@@ -86,7 +111,7 @@ class S3Storage:
                 if self._client is None:
                     client = self._session.client(
                         "s3",
-                        endpoint_url=self.config.endpoint_url or None,
+                        endpoint_url=self.endpoint_url or None,
                         config=self._boto_config,
                     )
                     self._client = await self._stack.enter_async_context(client)

@@ -105,6 +105,7 @@ def test_bad_configuration_fails_at_start_with_one_line(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
         "registry: configuration error: storage.filesystem.rooot: unknown configuration key"
+        " (did you mean storage.filesystem.root?)"
     ]
 
 

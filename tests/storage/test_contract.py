@@ -14,8 +14,9 @@ import anyio
 import pytest
 
 from registry.config import S3Config
-from registry.storage.base import NotFound, PreconditionFailed, Storage
 from registry.storage.filesystem import FilesystemStorage
+from registry.storage.protocol import NotFound, PreconditionFailed, Storage
+from registry.wiring import s3_storage
 from testkit.registry import S3Backend
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +27,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=["filesystem", "s3"])
+@pytest.fixture(params=["filesystem", pytest.param("s3", marks=pytest.mark.s3)])
 def storage_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | S3Config:
     """Where the driver under test stores: a directory, or a fresh prefix in the S3 bucket."""
     if request.param == "s3":
@@ -39,9 +40,7 @@ def storage_target(request: pytest.FixtureRequest, tmp_path: Path) -> Path | S3C
 async def storage(storage_target: Path | S3Config, anyio_backend: str) -> AsyncIterator[Storage]:
     driver: Storage
     if isinstance(storage_target, S3Config):
-        from registry.storage.s3 import S3Storage  # only the S3 runs depend on the S3 driver
-
-        driver = S3Storage(storage_target)
+        driver = s3_storage(storage_target)
     else:
         driver = FilesystemStorage(storage_target)
     try:

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from registry.storage.base import NotFound
+from registry.storage.protocol import NotFound
 from registry.storage.s3 import S3Storage
+from registry.wiring import s3_storage
 from testkit.registry import S3Backend
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +27,7 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def s3(s3_backend: S3Backend) -> AsyncIterator[S3Storage]:
     config = dataclasses.replace(s3_backend.config(f"driver-{uuid.uuid4().hex}"), part_size=PART)
-    driver = S3Storage(config)
+    driver = s3_storage(config)
     try:
         yield driver
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from registry.auth.base import ANONYMOUS, Access, Identity
+from registry.auth.authorizer import ANONYMOUS, Identity, Scope
 from registry.auth.policy import Policy
 from registry.config import GroupConfig, PolicyConfig, PolicyRule
 
@@ -17,16 +17,16 @@ RULES = PolicyConfig(
 ALICE, BOB = Identity("alice"), Identity("bob")
 
 
-def repo(name: str, *actions: str) -> Access:
-    return Access("repository", name, actions)
+def repo(name: str, *actions: str) -> Scope:
+    return Scope("repository", name, actions)
 
 
 def test_without_rules_authenticated_users_may_do_everything_and_anonymous_nothing() -> None:
     policy = Policy()
     assert policy.allows(ALICE, [repo("any/where", "pull", "push", "delete")])
     assert not policy.allows(ANONYMOUS, [repo("any/where", "pull")])
-    assert policy.allows(ALICE, [Access("registry", "catalog", ("*",))])
-    assert not policy.allows(ANONYMOUS, [Access("registry", "catalog", ("*",))])
+    assert policy.allows(ALICE, [Scope("registry", "catalog", ("*",))])
+    assert not policy.allows(ANONYMOUS, [Scope("registry", "catalog", ("*",))])
 
 
 def test_patterns_principals_and_actions() -> None:

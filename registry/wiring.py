@@ -1,0 +1,138 @@
+"""Everything the configuration decides, built in one place: the storage driver, the
+registry service, the authorizer and token service, and the background jobs.
+
+The server (`app.py`) and every CLI command build the same `Services` from the same config,
+so an operator command sees exactly what the server sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import anyio
+
+from registry import memory
+from registry.auth.authorizer import Authorizer, OpenAuthorizer
+from registry.auth.basic import BasicAuthorizer
+from registry.auth.htpasswd import HtpasswdUsers
+from registry.auth.policy import Policy
+from registry.auth.token import BearerAuthorizer, TokenAuthority, TokenSettings
+from registry.auth.token_service import TokenService
+from registry.config import Config, S3Config
+from registry.periodic import every
+from registry.service import Registry
+from registry.storage import layout
+from registry.storage.filesystem import FilesystemStorage
+from registry.storage.protocol import Storage, StorageError
+
+if TYPE_CHECKING:
+    from registry.storage.s3 import S3Storage
+
+UPLOAD_PURGE_INTERVAL_SECONDS = 3600.0
+log = logging.getLogger("registry")
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    storage: Storage
+    registry: Registry
+    authorizer: Authorizer
+    token_service: TokenService | None  # only in auth.mode token
+
+
+def open_storage(config: Config) -> Storage:
+    if config.storage.s3 is not None:
+        return s3_storage(config.storage.s3)
+    assert config.storage.filesystem is not None
+    return FilesystemStorage(config.storage.filesystem.root, (layout.UPLOADS_PREFIX,))
+
+
+def s3_storage(s3: S3Config) -> S3Storage:
+    from registry.storage.s3 import S3Storage  # boto is imported only when S3 is used
+
+    return S3Storage(
+        s3.bucket,
+        endpoint_url=s3.endpoint_url,
+        region=s3.region,
+        access_key=s3.access_key,
+        secret_key=s3.secret_key,
+        prefix=s3.prefix,
+        path_style=s3.path_style,
+        part_size=s3.part_size,
+        connect_timeout=s3.connect_timeout,
+        read_timeout=s3.read_timeout,
+        max_attempts=s3.max_attempts,
+    )
+
+
+def build(config: Config, storage: Storage | None = None) -> Services:
+    """The services for config (on `storage` instead of the configured driver, if given)."""
+    storage = storage or open_storage(config)
+    s3 = config.storage.s3
+    registry = Registry(
+        storage,
+        delete_enabled=config.storage.delete.enabled,
+        redirect_seconds=int(s3.redirect_expiry_seconds) if s3 is not None and s3.redirect else 0,
+    )
+    authorizer, token_service = _authorization(config, registry)
+    return Services(config, storage, registry, authorizer, token_service)
+
+
+def _authorization(
+    config: Config, registry: Registry
+) -> tuple[Authorizer, TokenService | None]:
+    if config.auth.mode == "none":
+        return OpenAuthorizer(), None
+    users = HtpasswdUsers(config.auth.htpasswd.path)
+    basic = BasicAuthorizer(users, Policy(config.auth.policy), config.auth.realm)
+    if config.auth.mode == "htpasswd":
+        return basic, None
+    settings = config.auth.token
+    authority = TokenAuthority(
+        TokenSettings(
+            issuer=settings.issuer,
+            service=settings.service,
+            realm=settings.realm,
+            expires_in=int(settings.expires_in_seconds),
+            key_file=settings.key_file,
+            certificate=settings.certificate,
+            external_url=config.http.external_url,
+            trusted=settings.trusted,
+        ),
+        registry.shared_token_key,
+    )
+    return BearerAuthorizer(authority, basic), TokenService(authority, basic)
+
+
+@contextlib.asynccontextmanager
+async def running(services: Services) -> AsyncIterator[None]:
+    """The background jobs of a serving process, for as long as it serves; then the storage
+    is closed."""
+    registry, max_age = services.registry, services.config.storage.uploads.max_age_seconds
+
+    async def purge_uploads() -> None:
+        try:
+            removed = await registry.purge_abandoned_uploads(max_age)
+        except StorageError as exc:  # an outage: the next run will do it
+            log.warning("purging abandoned uploads failed: %s", exc)
+            return
+        if removed:
+            log.info("purged %d abandoned upload objects", removed)
+
+    try:
+        async with anyio.create_task_group() as jobs:
+            purging = "purging abandoned uploads"
+            jobs.start_soon(every, UPLOAD_PURGE_INTERVAL_SECONDS, purging, purge_uploads)
+            trimming = "trimming the heap"
+            jobs.start_soon(every, memory.TRIM_INTERVAL_SECONDS, trimming, memory.trim_in_thread)
+            try:
+                yield
+            finally:
+                jobs.cancel_scope.cancel()
+    finally:
+        await services.storage.aclose()
