@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` and `make test`.
+# The two commands of the README: `make run` and `make test`; `make check` is the fast loop.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,7 +6,10 @@ PIP := $(VENV)/bin/pip
 TOOLS := .tools
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test venv deps lint bench clean
+.PHONY: run test check venv deps lint bench clean
+
+# Tests that need nothing but our own server: unit, in-process HTTP, filesystem storage.
+CHECK_MARKERS := not (s3 or clients or conformance or bench)
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,6 +31,9 @@ lint: venv
 
 test: deps lint
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
+
+check: lint
+	$(PY) -m pytest -W error -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)
 
 bench: deps
 	$(PY) bench/run.py $(ARGS)

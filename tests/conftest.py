@@ -2,6 +2,10 @@
 
 Every test that uses `backend`, `registry_server`, `client` or `fresh_registry` runs once on
 the filesystem and once on S3 (a real SeaweedFS, started once per session on first use).
+
+Markers say which tests need processes beyond our own server (`make check` leaves them out;
+`make test` runs everything): `s3` (SeaweedFS), `clients` (docker, containerd, skopeo,
+podman, oras), `conformance` (the OCI suite), `bench` (the benchmark against Distribution).
 """
 
 from __future__ import annotations
@@ -16,8 +20,20 @@ import pytest
 from testkit.registry import Backend, FilesystemBackend, RunningRegistry, S3Backend, run_registry
 from testkit.seaweed import SeaweedFS, running_seaweedfs
 
-BACKENDS = ("filesystem", "s3")
+BACKENDS = ("filesystem", pytest.param("s3", marks=pytest.mark.s3))
 SESSION_BUCKET = "registry-tests"
+MARKED_DIRECTORIES = {"clients": "clients", "conformance": "conformance", "bench": "bench"}
+S3_FIXTURES = {"seaweedfs", "s3_backend", "redirect_seaweedfs"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by what they start: their directory, or a SeaweedFS fixture they use."""
+    for item in items:
+        directory = item.path.parent.name
+        if directory in MARKED_DIRECTORIES:
+            item.add_marker(MARKED_DIRECTORIES[directory])
+        if S3_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.s3)
 
 
 @pytest.fixture(scope="session")

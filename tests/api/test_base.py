@@ -53,19 +53,36 @@ def test_head_on_api_root_has_no_body(registry_server: RunningRegistry) -> None:
     assert raw.endswith(b"\r\n\r\n")
 
 
+def wait_until_refused(port: int, timeout: float = 10.0) -> None:
+    """Until nothing accepts connections on the port (a server closes its listener first
+    when it shuts down)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"port {port} still accepts connections after {timeout}s")
+
+
 def test_sigterm_lets_an_upload_in_flight_finish_then_exits(
     fresh_registry: RunningRegistry,
 ) -> None:
+    port = int(fresh_registry.host.split(":")[1])
     with httpx.Client(base_url=fresh_registry.url) as c:
         location = c.post("/v2/graceful/blobs/uploads/").headers["location"]
-    with socket.create_connection(("127.0.0.1", int(fresh_registry.host.split(":")[1]))) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
         s.sendall(
-            f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc".encode()
+            f"PATCH {location} HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
+            "Expect: 100-continue\r\n\r\n".encode()
         )
-        time.sleep(0.3)  # the request is being served
+        # uvicorn answers 100 Continue when the handler starts reading the body: the request
+        # is being served.
+        assert s.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
         fresh_registry.process.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
-        s.sendall(b"def")
+        wait_until_refused(port)  # shutting down, with our request still in flight
+        s.sendall(b"abcdef")
         response = s.recv(4096)
     assert response.startswith(b"HTTP/1.1 202"), response
     assert b"range: 0-5" in response.lower()

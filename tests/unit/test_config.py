@@ -92,3 +92,67 @@ def test_bad_auth_and_tls_configuration_names_the_key(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config(None, environ)
+
+
+def test_durations_and_sizes_take_units_in_every_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "storage:\n  s3:\n    bucket: b\n    part_size: 32MiB\n    connect_timeout: 2s\n"
+        "    redirect_expiry_seconds: 30m\n  uploads:\n    max_age_seconds: 24h\n"
+        "auth:\n  token:\n    expires_in_seconds: 10m\n"
+    )
+    config = load_config(path, {"REGISTRY_STORAGE_S3_READ_TIMEOUT": "1m30s"})
+    s3 = config.storage.s3
+    assert s3 is not None
+    assert s3.part_size == 32 << 20 and s3.connect_timeout == 2 and s3.read_timeout == 90
+    assert s3.redirect_expiry_seconds == 1800
+    assert config.storage.uploads.max_age_seconds == 86400
+    assert config.auth.token.expires_in_seconds == 600
+
+
+def test_plain_numbers_keep_working_for_durations_and_sizes() -> None:
+    config = load_config(
+        None,
+        {
+            "REGISTRY_STORAGE_S3_BUCKET": "b",
+            "REGISTRY_STORAGE_S3_PART_SIZE": "8388608",
+            "REGISTRY_STORAGE_UPLOADS_MAX_AGE_SECONDS": "3600",
+        },
+    )
+    assert config.storage.s3 is not None and config.storage.s3.part_size == 8 << 20
+    assert config.storage.uploads.max_age_seconds == 3600
+
+
+def test_an_address_without_host_listens_on_every_interface() -> None:
+    config = load_config(None, {"REGISTRY_HTTP_ADDR": ":5000"})
+    assert config.http.host == "" and config.http.port == 5000
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "environ", "message"),
+    [
+        ("storage:\n  filesystem:\n    rooot: x\n", {}, r"mean storage\.filesystem\.root\?"),
+        ("htp:\n  addr: x\n", {}, r"htp: unknown configuration key \(did you mean http\?\)"),
+        ("", {"REGISTRY_HTTP_ADR": "x"}, r"did you mean REGISTRY_HTTP_ADDR\?"),
+        ("", {"REGISTRY_STORAGE_UPLOADS_MAX_AGE_SECONDS": "7d"}, "max_age_seconds: expected a dur"),
+        ("auth:\n  token:\n    expires_in_seconds: 30s\n", {}, "at least 60"),
+        ("storage:\n  s3:\n    bucket: b\n    part_size: 1MiB\n", {}, "part_size: must be at"),
+        ("storage:\n  s3:\n    bucket: b\n    part_size: lots\n", {}, "part_size: expected a size"),
+        ("", {"REGISTRY_HTTP_ADDR": ":0"}, "http.addr: expected host:port or :port"),
+    ],
+)
+def test_bad_units_and_typos_name_the_key(
+    tmp_path: Path, yaml_text: str, environ: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, environ)
+
+
+def test_a_far_fetched_key_gets_no_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("zzzzzz: 1\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    assert str(raised.value) == "zzzzzz: unknown configuration key"

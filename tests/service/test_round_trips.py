@@ -1,0 +1,90 @@
+"""How many storage round trips the hot paths wait for one after another: independent reads
+run together, while the crash-safe write order (DESIGN.md) stays sequential."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+
+from registry.digest import Digest
+from registry.service import Registry
+from testkit.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST
+from tests.service.counting import CountingStorage
+
+pytestmark = pytest.mark.anyio
+LAYERS = 10
+
+
+def kind(key: str) -> str:
+    """The reserved segment of a repository key (`_manifests`, `_tags`, ...)."""
+    return next(part for part in key.split("/") if part.startswith("_"))
+
+
+async def body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+async def push(registry: Registry, name: str, data: bytes) -> dict[str, object]:
+    digest = Digest.of(data)
+    await registry.push_blob(name, digest, body(data), len(data))
+    return {"mediaType": OCI_LAYER, "digest": str(digest), "size": len(data)}
+
+
+async def ten_layer_manifest(registry: Registry, name: str, revision: int) -> bytes:
+    config = await push(registry, name, json.dumps({"revision": revision}).encode())
+    layers = [await push(registry, name, f"layer {i}".encode()) for i in range(LAYERS)]
+    document = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {**config, "mediaType": OCI_CONFIG},
+        "layers": layers,
+    }
+    return json.dumps(document).encode()
+
+
+async def test_a_ten_layer_manifest_put_waits_for_four_round_trips(
+    registry: Registry, counting: CountingStorage
+) -> None:
+    manifest = await ten_layer_manifest(registry, "rt/app", 1)
+    counting.reset()
+    await registry.put_manifest("rt/app", "v1", manifest, OCI_MANIFEST)
+    # 1: the 22 reference stats and the tag's old target, together (the catalog marker was
+    # written by the first blob push); 2: the manifest; 3: the reverse tag index; 4: the tag.
+    assert counting.sequential == 4, counting.calls
+    first = [c.operation for c in counting.calls if c.depth == 1]
+    assert sorted(first) == ["get_bytes"] + ["stat"] * 2 * (LAYERS + 1)
+    writes = [(c.depth, c.operation, kind(c.key)) for c in counting.calls if c.depth > 1]
+    assert writes == [
+        (2, "put_bytes", "_manifests"),
+        (3, "put_bytes", "_tagged"),
+        (4, "put_bytes", "_tags"),
+    ]
+
+
+async def test_moving_a_tag_adds_one_round_trip_to_drop_the_old_reverse_index(
+    registry: Registry, counting: CountingStorage
+) -> None:
+    for revision in (1, 2):
+        manifest = await ten_layer_manifest(registry, "rt/moved", revision)
+        counting.reset()
+        await registry.put_manifest("rt/moved", "latest", manifest, OCI_MANIFEST)
+    assert counting.sequential == 5
+    assert counting.calls[-1].operation == "delete" and counting.calls[-1].depth == 5
+
+
+async def test_a_blob_get_waits_for_two_round_trips(
+    registry: Registry, counting: CountingStorage
+) -> None:
+    data = b"blob bytes" * 1000
+    await push(registry, "rt/blob", data)
+    counting.reset()
+    blob = await registry.open_blob("rt/blob", Digest.of(data), redirect=True)
+    assert b"".join([bytes(block) async for block in blob.read()]) == data
+    # 1: the repository's link and the blob, together; 2: the content.
+    assert [(c.operation, c.depth) for c in counting.calls] == [
+        ("stat", 1),
+        ("stat", 1),
+        ("read", 2),
+    ]
