@@ -22,7 +22,12 @@ from testkit.seaweed import SeaweedFS, running_seaweedfs
 
 BACKENDS = ("filesystem", pytest.param("s3", marks=pytest.mark.s3))
 SESSION_BUCKET = "registry-tests"
-MARKED_DIRECTORIES = {"clients": "clients", "conformance": "conformance", "bench": "bench"}
+MARKED_DIRECTORIES = {
+    "clients": "clients",
+    "conformance": "conformance",
+    "bench": "bench",
+    "replicas": "s3",
+}
 S3_FIXTURES = {"seaweedfs", "s3_backend", "redirect_seaweedfs"}
 
 

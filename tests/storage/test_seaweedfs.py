@@ -9,6 +9,8 @@ import pytest
 
 from testkit.seaweed import SeaweedFS, running_seaweedfs
 
+pytestmark = pytest.mark.s3
+
 
 def test_a_private_seaweedfs_on_127_0_0_2_keeps_objects_across_a_restart(tmp_path: Path) -> None:
     with running_seaweedfs(tmp_path, host="127.0.0.2") as s3:
