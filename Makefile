@@ -30,7 +30,7 @@ test: deps lint
 	$(PY) -m pytest -W error $(PYTEST_ARGS)
 
 bench: deps
-	$(PY) bench/run.py $(ARGS)
+	$(PY) -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) reports

@@ -16,9 +16,9 @@ import statistics
 import threading
 from types import TracebackType
 
-from blobs import Blob
-from servers import LOOPBACK
-from transfer import Transfer, get_file, put_file
+from bench.blobs import Blob
+from bench.transfer import Transfer, get_file, put_file
+from testkit.ports import LOOPBACK
 
 RECEIVE_BUFFER_SIZE = 1 << 20
 MAX_HEADER_BYTES = 64 << 10

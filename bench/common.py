@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from charts import Bar
-from procs import MiB, tree_cpu_seconds, tree_rss_bytes
-from servers import Server
-from transfer import Transfer
+from bench.charts import Bar
+from bench.servers import Server
+from bench.transfer import Transfer
+from testkit.process_tree import MiB, tree_cpu_seconds, tree_rss_bytes
 
 GiB = 1 << 30
 RSS_LIMIT_MIB = 200  # peak while pushing 2 GiB

@@ -8,18 +8,18 @@ times over listings seeded on disk, and the shared request rows (`request_rows`)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import project_path  # noqa: F401  (makes `registry` importable)
-from blobs import Blob, make_blob, plain_write_seconds
-from charts import Bar
-from chunked import push_chunked
-from client_check import ceiling_warnings, measure_client
-from common import (
+from bench.blobs import Blob, make_blob, plain_write_seconds
+from bench.charts import Bar
+from bench.chunked import push_chunked
+from bench.client_check import ceiling_warnings, measure_client
+from bench.common import (
     RSS_LIMIT_MIB,
     GiB,
     ModeResult,
@@ -32,7 +32,8 @@ from common import (
     size_label,
     timed_with_cpu,
 )
-from listing import (
+from bench.launchers import run_distribution, run_ours
+from bench.listing import (
     FileSeeder,
     KeyLayout,
     ListingCounts,
@@ -42,8 +43,7 @@ from listing import (
     listing_table,
     measure_listing,
 )
-from procs import MiB, PeakRssSampler
-from report import (
+from bench.report import (
     Row,
     key_value_table,
     load_average,
@@ -51,7 +51,7 @@ from report import (
     results_table,
     summarize,
 )
-from request_rows import (
+from bench.request_rows import (
     FULL_REQUESTS,
     QUICK_REQUESTS,
     RequestPlan,
@@ -61,10 +61,11 @@ from request_rows import (
     request_bars,
     requests_table,
 )
-from servers import DISTRIBUTION, OURS, BenchError, Server, run_distribution, run_ours
-from transfer import blob_url, get_file, push_monolithic
-
+from bench.servers import DISTRIBUTION, OURS, BenchError, Server
+from bench.transfer import blob_url, get_file, push_monolithic
 from registry.storage.filesystem import LISTING_STABLE_SECONDS, FilesystemStorage
+from testkit.process_tree import MiB, PeakRssSampler
+from testkit.registry import FILESYSTEM
 
 WARM_UP_BLOB_SIZE = 4 * MiB
 CHUNK_SIZES = (16 * MiB, 1 * MiB)
@@ -254,10 +255,23 @@ class Results:
     requests: RequestResults
 
 
+OURS_DATA, DISTRIBUTION_ROOT = "ours", "distribution-storage"
+
+
+def run_ours_fs(workdir: Path) -> contextlib.AbstractContextManager[Server]:
+    return run_ours(workdir, OURS, FILESYSTEM.environment(workdir / OURS_DATA))
+
+
+def run_distribution_fs(workdir: Path) -> contextlib.AbstractContextManager[Server]:
+    root = workdir / DISTRIBUTION_ROOT
+    root.mkdir()
+    return run_distribution(workdir, DISTRIBUTION, ["  filesystem:", f"    rootdirectory: {root}"])
+
+
 def measure_file_listing(plan: Plan, workdir: Path, ours: Server, theirs: Server) -> ListingResults:
     """Tag and catalog entries written as files where each registry's driver keeps them."""
-    ours_storage = FilesystemStorage(workdir / "ours-storage")
-    theirs_root = workdir / "distribution-storage"
+    ours_storage = FilesystemStorage(FILESYSTEM.root(workdir / OURS_DATA))
+    theirs_root = workdir / DISTRIBUTION_ROOT
     seeder = FileSeeder({OURS: ours_storage.path_of, DISTRIBUTION: lambda key: theirs_root / key})
     layouts = {
         OURS: KeyLayout(OURS, "", distribution=False),
@@ -274,7 +288,7 @@ def measure_all(plan: Plan, workdir: Path) -> Results:
     blob_dir.mkdir()
     progress("client ceiling: curl against a trivial loopback server")
     ceilings = measure_client_ceiling(plan, blob_dir)
-    with run_ours(workdir) as ours, run_distribution(workdir) as theirs:
+    with run_ours_fs(workdir) as ours, run_distribution_fs(workdir) as theirs:
         servers = [ours, theirs]
         figures = {server.name: Figures() for server in servers}
         warm_up(servers, blob_dir)
@@ -290,7 +304,7 @@ def measure_all(plan: Plan, workdir: Path) -> Results:
         listing = measure_file_listing(plan, workdir, ours, theirs)
         progress("request rows")
         requests = measure_requests(
-            plan.requests, servers, workdir, {OURS: run_ours, DISTRIBUTION: run_distribution}
+            plan.requests, servers, workdir, {OURS: run_ours_fs, DISTRIBUTION: run_distribution_fs}
         )
         return Results(figures, ceilings, listing, requests)
 

@@ -24,12 +24,11 @@ from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 import httpx
-import project_path  # noqa: F401  (makes `registry` importable)
-from charts import Bar
-from common import progress
-from report import summarize
-from servers import DISTRIBUTION, OURS, BenchError, Server
 
+from bench.charts import Bar
+from bench.common import progress
+from bench.report import summarize
+from bench.servers import DISTRIBUTION, OURS, BenchError, Server
 from registry.storage import layout
 
 SEED_THREADS = 16
@@ -333,8 +332,7 @@ def listing_table(rows: list[ListingRow], their_name: str) -> str:
     ]
     for row in rows:
         lines.append(
-            f"| {row.label} | {_page_cell(row.ours)} | {_page_cell(row.theirs)}"
-            f" | {_speedup(row)} |"
+            f"| {row.label} | {_page_cell(row.ours)} | {_page_cell(row.theirs)} | {_speedup(row)} |"
         )
     return "\n".join(lines)
 

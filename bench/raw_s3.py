@@ -17,10 +17,11 @@ import os
 import time
 from typing import Any
 
-from blobs import Blob
 from botocore.exceptions import BotoCoreError, ClientError
-from servers import BenchError
-from transfer import Transfer, get_file
+
+from bench.blobs import Blob
+from bench.servers import BenchError
+from bench.transfer import Transfer, get_file
 
 RAW_CONCURRENCY = 2
 PRESIGN_SECONDS = 3600

@@ -23,28 +23,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from blobs import Blob, make_blob
-from charts import Bar
-from common import (
+from bench.blobs import Blob, make_blob
+from bench.charts import Bar
+from bench.common import (
     COLD_START_LIMIT_SECONDS,
     IDLE_RSS_LIMIT_MIB,
     RSS_LIMIT_MIB,
     progress,
     verdict,
 )
-from procs import MiB
-from report import summarize
-from servers import DISTRIBUTION, OURS, Server
-from transfer import push_monolithic
-from workloads import (
-    MANIFEST_TAG,
+from bench.manifests import MANIFEST_TAG, seed_manifest
+from bench.report import summarize
+from bench.servers import DISTRIBUTION, OURS, Server
+from bench.transfer import push_monolithic
+from bench.workloads import (
     make_oci_layout,
     manifest_rate,
     parallel_get_mib_per_second,
-    seed_manifest,
     skopeo_round_trip,
     small_blob_pushes_per_second,
 )
+from testkit.process_tree import MiB
 
 Launcher = Callable[[Path], contextlib.AbstractContextManager[Server]]
 

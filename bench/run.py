@@ -1,7 +1,7 @@
 """Side-by-side benchmark: our registry against CNCF Distribution, alternating, on loopback.
 
-    .venv/bin/python bench/run.py [--storage filesystem|s3|both] [--quick] [--rounds N]
-                                  [--no-write] [--workdir DIR] [--doc FILE]
+    .venv/bin/python -m bench.run [--storage filesystem|s3|both] [--quick] [--rounds N]
+                                   [--no-write] [--workdir DIR] [--doc FILE]
 
 filesystem (the default): both registries on local disk; monolithic push and GET throughput,
 server CPU per transfer, resident memory (idle, and peak while pushing 2 GiB).
@@ -23,12 +23,18 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-import filesystem_mode
-import s3_mode
-from charts import write_chart
-from common import ModeResult, RunInfo, progress
-from report import FILESYSTEM_MARKERS, S3_MARKERS, Markers, load_average, utc_now, write_section
-from servers import PROJECT_ROOT, BenchError, distribution_version
+from bench import filesystem_mode, s3_mode
+from bench.charts import write_chart
+from bench.common import ModeResult, RunInfo, progress
+from bench.report import (
+    FILESYSTEM_MARKERS,
+    S3_MARKERS,
+    Markers,
+    load_average,
+    utc_now,
+    write_section,
+)
+from bench.servers import PROJECT_ROOT, BenchError, distribution_version
 
 DEFAULT_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
 Runner = Callable[[bool, int | None, Path, RunInfo], ModeResult]

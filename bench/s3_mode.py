@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from blobs import Blob, make_blob
-from chunked import chunk_ceiling, push_chunked
-from client_check import TrivialServer, ceiling_warnings, measure_client
-from common import (
+
+from bench.blobs import Blob, make_blob
+from bench.chunked import chunk_ceiling, push_chunked
+from bench.client_check import TrivialServer, ceiling_warnings, measure_client
+from bench.common import (
     RSS_LIMIT_MIB,
     GiB,
     ModeResult,
@@ -32,28 +33,27 @@ from common import (
     settle_before_write,
     size_label,
 )
-from listing import KeyLayout, Seeder, measure_listing
-from procs import MiB, PeakRssSampler, tree_cpu_seconds
-from raw_s3 import raw_get, raw_put
-from report import load_average, machine_description
-from request_rows import FULL_REQUESTS, QUICK_REQUESTS, measure_requests
-from s3_report import S3Ceilings, S3Figures, S3Plan, S3Results, chart_bars, render
-from s3_servers import (
+from bench.listing import KeyLayout, Seeder, measure_listing
+from bench.raw_s3 import raw_get, raw_put
+from bench.report import load_average, machine_description
+from bench.request_rows import FULL_REQUESTS, QUICK_REQUESTS, measure_requests
+from bench.s3_report import S3Ceilings, S3Figures, S3Plan, S3Results, chart_bars, render
+from bench.s3_servers import (
     DISTRIBUTION_BUCKET,
     DISTRIBUTION_ROOT,
     OURS_BUCKET,
     OURS_PREFIX,
     PART_SIZE,
     RAW_BUCKET,
-    BenchSeaweedFS,
     run_distribution_s3,
     run_ours_s3,
     running_s3_servers,
     running_seaweedfs,
-    seaweedfs_version,
 )
-from servers import DISTRIBUTION, OURS, BenchError, Server
-from transfer import Transfer, blob_url, get_file, push_monolithic
+from bench.servers import DISTRIBUTION, OURS, BenchError, Server
+from bench.transfer import Transfer, blob_url, get_file, push_monolithic
+from testkit.process_tree import MiB, PeakRssSampler, tree_cpu_seconds
+from testkit.seaweed import SeaweedFS, version
 
 RAW = "raw S3"
 WARM_UP_BLOB_SIZE = 20 * MiB  # two chunks: 16 MiB and 4 MiB
@@ -176,7 +176,7 @@ def warm_up(targets: list[Target], s3: Any, blob_dir: Path) -> None:
 
 def measure_registry(
     target: Target,
-    seaweed: BenchSeaweedFS,
+    seaweed: SeaweedFS,
     blobs: tuple[Blob, Blob, Blob],
     figures: S3Figures,
 ) -> None:
@@ -218,7 +218,7 @@ def measure_registry(
     )
 
 
-def measure_raw(seaweed: BenchSeaweedFS, s3: Any, blob: Blob, figures: S3Figures) -> None:
+def measure_raw(seaweed: SeaweedFS, s3: Any, blob: Blob, figures: S3Figures) -> None:
     settle_before_write()
     put, put_cpu, put_store = _timed(
         lambda: raw_put(s3, RAW_BUCKET, blob, PART_SIZE), None, seaweed.pid
@@ -235,7 +235,7 @@ def measure_raw(seaweed: BenchSeaweedFS, s3: Any, blob: Blob, figures: S3Figures
     )
 
 
-def clean_up_store(seaweed: BenchSeaweedFS) -> None:
+def clean_up_store(seaweed: SeaweedFS) -> None:
     """Empty the buckets and compact the volumes (SeaweedFS frees disk space only then)."""
     seaweed.empty_buckets()
     seaweed.vacuum()
@@ -245,7 +245,7 @@ def clean_up_store(seaweed: BenchSeaweedFS) -> None:
 def run_rounds(
     plan: S3Plan,
     targets: list[Target],
-    seaweed: BenchSeaweedFS,
+    seaweed: SeaweedFS,
     s3: Any,
     blob_dir: Path,
     figures: dict[str, S3Figures],
@@ -374,7 +374,7 @@ def run(quick: bool, rounds: int | None, workdir: Path, info: RunInfo) -> ModeRe
     info.machine = machine_description(
         workdir, info.distribution_version, "Disk (SeaweedFS data and the blob files)"
     )
-    info.machine.append(("SeaweedFS", f"{seaweedfs_version()} (`weed server`, one process)"))
+    info.machine.append(("SeaweedFS", f"{version()} (`weed server`, one process)"))
     results = measure_all(plan, workdir)
     info.finish(load_average())
     return ModeResult(

@@ -5,9 +5,9 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 
-from charts import Bar
-from common import RunInfo, median, size_label
-from listing import (
+from bench.charts import Bar
+from bench.common import RunInfo, median, size_label
+from bench.listing import (
     MAX_REPEATS,
     REPEAT_BUDGET_SECONDS,
     SEED_THREADS,
@@ -17,15 +17,15 @@ from listing import (
     listing_notes,
     listing_table,
 )
-from procs import MiB
-from report import key_value_table, summarize
-from request_rows import (
+from bench.report import key_value_table, summarize
+from bench.request_rows import (
     RequestPlan,
     RequestResults,
     budget_notes,
     request_bars,
     requests_table,
 )
+from testkit.process_tree import MiB
 
 
 @dataclass(frozen=True)

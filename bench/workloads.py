@@ -23,59 +23,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-from blobs import Blob, make_blob
-from procs import MiB
-from servers import BenchError
-from transfer import blob_url, start_upload, with_digest
+from bench.blobs import Blob, make_blob
+from bench.manifests import MANIFEST_REPOSITORY
+from bench.servers import BenchError
+from bench.transfer import blob_url
+from testkit.oci import OCI_CONFIG, OCI_MANIFEST, digest_of
+from testkit.process_tree import MiB
 
-MANIFEST_REPOSITORY = "bench/manifest"
-MANIFEST_TAG = "latest"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 SMALL_BLOB_REPOSITORY = "bench/small"
 WRK_TIMEOUT_MARGIN_SECONDS = 30
 SMALL_PUSH_TIMEOUT_SECONDS = 120.0
 PARALLEL_GET_TIMEOUT_SECONDS = 300
 SKOPEO_TIMEOUT_SECONDS = 600
-REQUEST_TIMEOUT_SECONDS = 30.0
 
 
-# -- manifests ---------------------------------------------------------------------------------
-
-
-def _put_blob(client: httpx.Client, base_url: str, repository: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    response = client.put(with_digest(start_upload(base_url, repository), digest), content=data)
-    if response.status_code != 201:
-        raise BenchError(f"blob push to {base_url}: {response.status_code} {response.text[:200]}")
-    return digest
-
-
-def seed_manifest(base_url: str) -> str:
-    """Push a config blob and an image manifest tagged MANIFEST_TAG; the manifest's digest."""
-    with httpx.Client(trust_env=False, timeout=REQUEST_TIMEOUT_SECONDS) as client:
-        config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
-        config_digest = _put_blob(client, base_url, MANIFEST_REPOSITORY, config)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-                "layers": [],
-                "annotations": {"org.example.bench": "manifest GET"},
-            },
-            indent=3,  # about 500 bytes, like a small real manifest
-        ).encode()
-        response = client.put(
-            f"{base_url}/v2/{MANIFEST_REPOSITORY}/manifests/{MANIFEST_TAG}",
-            content=manifest,
-            headers={"Content-Type": OCI_MANIFEST},
-        )
-        if response.status_code != 201:
-            raise BenchError(f"manifest PUT: {response.status_code} {response.text[:200]}")
-        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+# -- manifest GETs ------------------------------------------------------------------------------
 
 
 _REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
@@ -183,7 +146,7 @@ def small_blob_pushes_per_second(base_url: str, count: int, size: int, concurren
     blobs = []
     for _ in range(count):
         body = os.urandom(size)
-        blobs.append(("sha256:" + hashlib.sha256(body).hexdigest(), body))
+        blobs.append((digest_of(body), body))
     started = time.perf_counter()
     asyncio.run(_push_small_blobs(base_url, blobs, concurrency))
     return count / (time.perf_counter() - started)
