@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bench.machine import command_words
 from bench.servers import DISTRIBUTION_BINARY, Server, base_environment, running_server, slug
 from testkit.ports import LOOPBACK, free_port
 
@@ -58,3 +59,8 @@ def run_distribution(
     config.write_text(distribution_config(storage_lines, port))
     command = [DISTRIBUTION_BINARY, "serve", str(config)]
     return running_server(name, command, base_environment(), port, workdir)
+
+
+def distribution_version() -> str:
+    words = command_words([DISTRIBUTION_BINARY, "--version"])
+    return words[-1] if words else "unknown"

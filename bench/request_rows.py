@@ -24,17 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.blobs import Blob, make_blob
+from bench.budgets import COLD_START_LIMIT_SECONDS, verdict
 from bench.charts import Bar
-from bench.common import (
-    COLD_START_LIMIT_SECONDS,
-    IDLE_RSS_LIMIT_MIB,
-    RSS_LIMIT_MIB,
-    progress,
-    verdict,
-)
+from bench.common import progress
 from bench.manifests import MANIFEST_TAG, seed_manifest
-from bench.report import summarize
 from bench.servers import DISTRIBUTION, OURS, Server
+from bench.tables import summarize
 from bench.transfer import push_monolithic
 from bench.workloads import (
     make_oci_layout,
@@ -224,22 +219,6 @@ def requests_table(results: RequestResults, their_name: str) -> str:
             f" | {shown} |"
         )
     return "\n".join(lines)
-
-
-def budget_notes(
-    peak_rss: list[float], idle_rss: list[float], results: RequestResults
-) -> list[str]:
-    """Our figures against the absolute budgets (not against Distribution's Go binary)."""
-    peak, idle = max(peak_rss, default=0.0), max(idle_rss, default=0.0)
-    start = max(results.figures.get(COLD_START.label, {}).get(OURS, []), default=0.0)
-    return [
-        f"- Budgets, ours: peak RSS {peak:.1f} MiB, {verdict(peak, RSS_LIMIT_MIB)} the"
-        f" {RSS_LIMIT_MIB} MiB budget; idle RSS at most {idle:.1f} MiB,"
-        f" {verdict(idle, IDLE_RSS_LIMIT_MIB)} {IDLE_RSS_LIMIT_MIB} MiB; slowest cold start"
-        f" {start:.2f} s, {verdict(start, COLD_START_LIMIT_SECONDS)}"
-        f" {COLD_START_LIMIT_SECONDS} s (whole process tree; one server process). Memory and"
-        " cold start are judged against these budgets, not against Distribution's Go binary.",
-    ]
 
 
 def request_bars(results: RequestResults) -> list[Bar]:

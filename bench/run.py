@@ -19,29 +19,22 @@ import argparse
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import filesystem_mode, s3_mode
+from bench.backend import StorageBackend
 from bench.charts import write_chart
-from bench.common import ModeResult, RunInfo, progress
-from bench.report import (
-    FILESYSTEM_MARKERS,
-    S3_MARKERS,
-    Markers,
-    load_average,
-    utc_now,
-    write_section,
-)
-from bench.servers import PROJECT_ROOT, BenchError, distribution_version
+from bench.common import progress
+from bench.doc import write_section
+from bench.filesystem_backend import FilesystemBench
+from bench.launchers import distribution_version
+from bench.machine import PROJECT_ROOT, RunInfo, load_average, utc_now
+from bench.mode import run
+from bench.s3_backend import S3Bench
+from bench.servers import BenchError
 
 DEFAULT_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
-Runner = Callable[[bool, int | None, Path, RunInfo], ModeResult]
-MODES: dict[str, tuple[Runner, Markers]] = {
-    "filesystem": (filesystem_mode.run, FILESYSTEM_MARKERS),
-    "s3": (s3_mode.run, S3_MARKERS),
-}
+BACKENDS: dict[str, StorageBackend] = {"filesystem": FilesystemBench(), "s3": S3Bench()}
 STORAGE_CHOICES = {"filesystem": ["filesystem"], "s3": ["s3"], "both": ["filesystem", "s3"]}
 
 
@@ -81,18 +74,18 @@ def _terminate_on_sigterm() -> None:
 
 def _run_one(storage: str, args: argparse.Namespace) -> bool:
     """Measure one storage, print its section and write it (full mode); whether it passed."""
-    runner, markers = MODES[storage]
+    backend = BACKENDS[storage]
     progress(f"== {storage} ==")
     info = RunInfo(utc_now(), distribution_version(), load_average())
     with tempfile.TemporaryDirectory(prefix=f"registry-bench-{storage}-", dir=args.workdir) as tmp:
-        result = runner(args.quick, args.rounds, Path(tmp), info)
+        result = run(backend, args.quick, args.rounds, Path(tmp), info)
     section = result.section
     if not (args.no_write or args.quick):
         chart = args.doc.parent / "bench" / f"{storage}.png"
         write_chart(chart, f"{storage}: ours vs Distribution, {info.date}", result.bars)
         link = chart.relative_to(args.doc.parent).as_posix()
         section += f"\n\n![{storage}: ours against Distribution, by row]({link})\n"
-        write_section(args.doc, section, markers)
+        write_section(args.doc, section, backend.markers)
         progress(f"wrote the {storage} section of {args.doc} and {chart}")
     print(section, flush=True)
     return result.passed

@@ -1,4 +1,4 @@
-"""SeaweedFS for the S3 mode, and the registries under test configured to use it.
+"""SeaweedFS for the S3 backend, and the registries under test configured to use it.
 
 SeaweedFS comes from `testkit.seaweed` (loopback ports, its own directory, stopped by killing
 its PID), with 1 GiB volumes instead of 128 MiB (fewer volume growths during a push).
@@ -9,10 +9,10 @@ client.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from bench.backend import Target
 from bench.launchers import run_distribution, run_ours
 from bench.servers import DISTRIBUTION, OURS, BenchError, Server
 from testkit.ports import LOOPBACK
@@ -43,14 +43,6 @@ def running_seaweedfs(workdir: Path) -> Iterator[SeaweedFS]:
         yield seaweed
     finally:
         seaweed.stop()
-
-
-@dataclass(frozen=True)
-class S3Servers:
-    ours: Server
-    ours_redirect: Server
-    distribution: Server
-    distribution_redirect: Server
 
 
 def run_ours_s3(
@@ -96,12 +88,13 @@ def run_distribution_s3(
 
 
 @contextlib.contextmanager
-def running_s3_servers(workdir: Path, seaweed: SeaweedFS) -> Iterator[S3Servers]:
+def running_s3_targets(workdir: Path, seaweed: SeaweedFS) -> Iterator[list[Target]]:
     """Ours and Distribution, each once with redirects off and once with them on."""
     with contextlib.ExitStack() as stack:
-        yield S3Servers(
-            ours=stack.enter_context(run_ours_s3(workdir, seaweed, redirect=False)),
-            ours_redirect=stack.enter_context(run_ours_s3(workdir, seaweed, redirect=True)),
-            distribution=stack.enter_context(run_distribution_s3(workdir, seaweed, False)),
-            distribution_redirect=stack.enter_context(run_distribution_s3(workdir, seaweed, True)),
-        )
+
+        def start(launch: Callable[..., contextlib.AbstractContextManager[Server]]) -> Target:
+            server = stack.enter_context(launch(workdir, seaweed, redirect=False))
+            twin = stack.enter_context(launch(workdir, seaweed, redirect=True))
+            return Target(server.name, server, twin)
+
+        yield [start(run_ours_s3), start(run_distribution_s3)]

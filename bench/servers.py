@@ -17,7 +17,6 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import httpx
 
@@ -66,15 +65,7 @@ class _FirstAnswer:
             self.answered_at = time.monotonic()
         return ready
 
-    def __enter__(self) -> _FirstAnswer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self._client.close()
 
 
@@ -91,7 +82,7 @@ def running_server(
     """The server started in a process group of its own, ready; stopped by its group id."""
     log_path = workdir / f"{slug(name)}.log"
     url = f"http://{LOOPBACK}:{port}"
-    with _FirstAnswer(url) as probe, contextlib.ExitStack() as stack:
+    with contextlib.closing(_FirstAnswer(url)) as probe, contextlib.ExitStack() as stack:
         started = time.monotonic()
         try:
             process = stack.enter_context(
@@ -130,17 +121,3 @@ def base_environment() -> dict[str, str]:
     """
     dropped = ("REGISTRY_", "AWS_", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
     return {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
-
-
-def distribution_version() -> str:
-    try:
-        result = subprocess.run(
-            [DISTRIBUTION_BINARY, "--version"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return result.stdout.split()[-1] if result.stdout.split() else "unknown"
