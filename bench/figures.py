@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from bench.client_check import Ceilings
 from bench.listing import ListingResults
 from bench.meters import Timed
-from bench.request_rows import RequestResults
+from bench.request_results import RequestResults
 
 
 def _by_chunk() -> dict[int, list[float]]:

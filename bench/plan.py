@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bench.common import GiB, MiB
 from bench.listing import ListingCounts
-from bench.request_rows import FULL_REQUESTS, QUICK_REQUESTS, RequestPlan
+from bench.request_rows import RequestPlan, request_plan
 
 CHUNK_SIZE = 16 * MiB  # the chunked push, and our S3 part size
 SMALL_CHUNK_SIZE = 1 * MiB
@@ -42,6 +42,6 @@ def plan_for(
         client_tries=2 if quick else 3,
         distribution_rss=distribution_rss,
         listing=listing,
-        requests=QUICK_REQUESTS if quick else FULL_REQUESTS,
+        requests=request_plan(quick),
     )
     return plan if rounds is None else dataclasses.replace(plan, rounds=rounds)

@@ -11,7 +11,8 @@ from bench.figures import Results
 from bench.listing import listing_bars, listing_notes, listing_table
 from bench.machine import RunInfo
 from bench.plan import Plan
-from bench.request_rows import COLD_START, request_bars, requests_table
+from bench.request_results import request_bars, requests_table
+from bench.request_rows import COLD_START
 from bench.servers import OURS
 from bench.tables import key_value_table, throughput_bars, transfer_table
 

@@ -37,6 +37,7 @@ def test_quick_filesystem_benchmark_runs_and_reports_every_row(tmp_path: Path) -
         "manifest GET by tag, c=128",
         "manifest GET by digest, c=1",
         "push of new 4 KiB blobs",
+        "manifest PUT of a 10-layer image",
         "32 concurrent GETs of a 4 MiB blob",
         "skopeo copy of 10 x 20 MiB layers: layout to registry",
         "skopeo copy of 10 x 20 MiB layers: registry to layout",
