@@ -13,12 +13,11 @@ import os
 import statistics
 import time
 from typing import Any
-from urllib.parse import urljoin
 
 import httpx
 
 from bench.servers import BenchError
-from bench.transfer import with_digest
+from bench.transfer import start_upload, with_digest
 from testkit.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor, digest_of, put_manifest
 
 MANIFEST_REPOSITORY = "bench/manifest"
@@ -40,11 +39,8 @@ def client_for(base_url: str) -> httpx.Client:
 def push_small_blob(client: httpx.Client, repository: str, data: bytes) -> str:
     """POST an upload, PUT data to its Location with ?digest=; the digest."""
     digest = digest_of(data)
-    started = client.post(f"/v2/{repository}/blobs/uploads/")
-    if started.status_code != 202 or "location" not in started.headers:
-        raise BenchError(f"POST upload: {started.status_code} {started.text[:200]}")
-    location = urljoin(str(client.base_url), started.headers["location"])
-    response = client.put(with_digest(location, digest), content=data)
+    upload_url = start_upload(str(client.base_url).rstrip("/"), repository)
+    response = client.put(with_digest(upload_url, digest), content=data)
     if response.status_code != 201:
         raise BenchError(f"blob PUT: {response.status_code} {response.text[:200]}")
     return digest

@@ -8,8 +8,8 @@ are already running, after the mode's own transfer rounds:
 - manifest PUTs of a 10-layer image: fresh manifests naming the same 11 blobs, one after
   another on one connection (median ms per PUT);
 - 32 concurrent GETs of one 4 MiB blob (aggregate MiB/s);
-- `skopeo copy` of an image of 10 new 20 MiB layers from an OCI layout into the registry,
-  then from the registry into a new layout (seconds each);
+- `skopeo copy` (`bench.skopeo`) of an image of 10 new 20 MiB layers from an OCI layout into
+  the registry, then from the registry into a new layout (seconds each);
 - cold start: a fresh server process until its first 200 on /v2/ (seconds), on its own.
 
 Their figures and table: `bench.request_results`.
@@ -36,12 +36,11 @@ from bench.manifests import (
 )
 from bench.request_results import RequestResults, RowKind
 from bench.servers import Server
+from bench.skopeo import make_oci_layout, skopeo_round_trip
 from bench.transfer import push_monolithic
 from bench.workloads import (
-    make_oci_layout,
     manifest_rate,
     parallel_get_mib_per_second,
-    skopeo_round_trip,
     small_blob_pushes_per_second,
 )
 from testkit.process_tree import MiB

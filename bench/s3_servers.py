@@ -18,6 +18,7 @@ from bench.servers import DISTRIBUTION, OURS, BenchError, Server
 from testkit.ports import LOOPBACK
 from testkit.registry import S3Backend, s3_environment
 from testkit.seaweed import SeaweedFS
+from testkit.seaweed import running_seaweedfs as testkit_seaweedfs
 
 OURS_BUCKET, DISTRIBUTION_BUCKET, RAW_BUCKET = "bench-ours", "bench-distribution", "bench-raw"
 OURS_PREFIX = "registry"
@@ -32,17 +33,16 @@ def running_seaweedfs(workdir: Path) -> Iterator[SeaweedFS]:
     """SeaweedFS in workdir/seaweedfs with the three buckets; killed by PID at the end."""
     directory = workdir / "seaweedfs"
     directory.mkdir()
-    seaweed = SeaweedFS(directory, LOOPBACK, volume_size_limit_mb=VOLUME_SIZE_LIMIT_MB)
-    try:
-        seaweed.start()
-    except (RuntimeError, TimeoutError) as exc:
-        raise BenchError(f"SeaweedFS did not start: {exc}") from exc
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            seaweed = stack.enter_context(
+                testkit_seaweedfs(directory, LOOPBACK, volume_size_limit_mb=VOLUME_SIZE_LIMIT_MB)
+            )
+        except (RuntimeError, TimeoutError) as exc:
+            raise BenchError(f"SeaweedFS did not start: {exc}") from exc
         for bucket in (OURS_BUCKET, DISTRIBUTION_BUCKET, RAW_BUCKET):
             seaweed.create_bucket(bucket)
         yield seaweed
-    finally:
-        seaweed.stop()
 
 
 def run_ours_s3(
