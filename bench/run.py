@@ -3,11 +3,12 @@
     .venv/bin/python -m bench.run [--storage filesystem|s3|both] [--quick] [--rounds N]
                                    [--no-write] [--workdir DIR] [--doc FILE]
 
-filesystem (the default): both registries on local disk; monolithic push and GET throughput,
-server CPU per transfer, resident memory (idle, and peak while pushing 2 GiB).
-s3: both registries on one SeaweedFS started for the run, next to the bucket's raw speed
-(boto3, curl); monolithic and chunked push, GET proxied and redirected, peak memory, and the
-time of tag and catalog pages. `both` runs filesystem, then s3.
+Run from the project root. One mode (`bench.mode`) measures every storage, through its
+backend: filesystem (the default; `bench.filesystem_backend`), both registries on local disk
+next to a plain write of the same size; s3 (`bench.s3_backend`), both on one SeaweedFS started
+for the run, next to the bucket's raw speed (boto3, curl), with redirect twins. Rows on both:
+monolithic and chunked push, blob GET, server CPU, memory against its budgets, request rates
+and latencies, skopeo, cold start, tag and catalog pages. `both` runs filesystem, then s3.
 
 Prints a Markdown section per storage; in full mode also writes it, with the machine
 description, into that storage's generated section of docs/benchmarks.md.
@@ -40,7 +41,9 @@ STORAGE_CHOICES = {"filesystem": ["filesystem"], "s3": ["s3"], "both": ["filesys
 
 def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--storage",
