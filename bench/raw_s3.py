@@ -1,4 +1,4 @@
-"""The bucket's own speed, with no registry in between: the S3 mode's baseline.
+"""The bucket's own speed, with no registry in between: the S3 backend's baseline.
 
 PUT: a boto3 multipart upload with our part size and `RAW_CONCURRENCY` parts in flight (our
 registry sends one part while it receives the next, so two at a time is the fair match). Each
@@ -97,7 +97,7 @@ def raw_get(s3: Any, bucket: str, blob: Blob) -> Transfer:
 
 
 class RawS3:
-    """The baseline of the S3 mode: the bucket's own speed, with CPU of this process (boto3's
+    """The baseline of the S3 backend: the bucket's own speed, with CPU of this process (boto3's
     threads) and of the object store."""
 
     name = "raw S3"

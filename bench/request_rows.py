@@ -1,7 +1,8 @@
-"""The request rows both storage modes share: request rates, a real client, cold start.
+"""The request rows, the same on both storages: request rates and latencies, a real client,
+cold start.
 
 Measured alternately (the server that goes first alternates between rounds) on servers that
-are already running, after the mode's own transfer rounds:
+are already running, after the transfer rounds:
 
 - manifest GET by tag and by digest at each concurrency (wrk, requests/s);
 - pushes of new 4 KiB blobs from 8 connections (POST + PUT ?digest=, pushes/s);

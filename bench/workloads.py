@@ -1,4 +1,4 @@
-"""Request-rate and client workloads, the same against every server.
+"""Request-rate workloads, the same against every server.
 
 - manifest GET by tag and by digest at several concurrencies: `wrk` (C, another process);
 - small-blob pushes (POST + PUT ?digest= of 4 KiB) from concurrent keep-alive connections:
