@@ -36,7 +36,7 @@ check: lint
 	$(PY) -m pytest -W error -m "$(CHECK_MARKERS)" $(PYTEST_ARGS)
 
 bench: deps
-	$(PY) bench/run.py $(ARGS)
+	$(PY) -m bench.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) reports

@@ -12,9 +12,9 @@ import mmap
 import time
 from urllib.parse import urljoin, urlsplit
 
-from blobs import Blob
-from servers import BenchError
-from transfer import Transfer, start_upload, with_digest
+from bench.blobs import Blob
+from bench.servers import BenchError
+from bench.transfer import Transfer, start_upload, with_digest
 
 CHUNK_SIZE = 16 << 20
 TIMEOUT_SECONDS = 300.0

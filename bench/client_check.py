@@ -1,4 +1,5 @@
-"""The client's ceiling: curl against a trivial loopback HTTP server that does no work.
+"""The client's ceiling: curl, and the chunked-push client, against a trivial loopback HTTP
+server that does no work.
 
 The server discards PUT bodies (recv_into one reused buffer) and answers GET by sending one
 random 4 MiB buffer over and over, so what is measured is curl plus the loopback socket.
@@ -14,11 +15,15 @@ import os
 import socket
 import statistics
 import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
-from blobs import Blob
-from servers import LOOPBACK
-from transfer import Transfer, get_file, put_file
+from bench.blobs import make_blob
+from bench.chunked import chunk_ceiling
+from bench.common import MiB, median, settle
+from bench.transfer import get_file, put_file
+from testkit.ports import LOOPBACK
 
 RECEIVE_BUFFER_SIZE = 1 << 20
 MAX_HEADER_BYTES = 64 << 10
@@ -26,7 +31,7 @@ SOCKET_TIMEOUT_SECONDS = 60.0
 ACCEPT_POLL_SECONDS = 0.2
 MAX_CONNECTIONS = 100
 SOURCE_BLOCK_SIZE = 4 << 20
-CLIENT_CEILING_MIB_PER_SECOND = 1.5e9 / (1 << 20)  # 1.5 GB/s
+CLIENT_CEILING_MIB_PER_SECOND = 1.5e9 / MiB  # 1.5 GB/s
 
 
 @functools.cache
@@ -129,25 +134,55 @@ class TrivialServer:
         self._listener.close()
 
 
-def measure_client(blob: Blob, tries: int) -> tuple[list[Transfer], list[Transfer]]:
-    """Uploads to a null sink and downloads from a memory source, `tries` of each."""
-    uploads: list[Transfer] = []
-    downloads: list[Transfer] = []
-    with TrivialServer(blob.size) as server:
-        for _ in range(tries):
-            uploads.append(put_file(f"{server.url}/sink", blob))
-            downloads.append(get_file(f"{server.url}/source", blob.size))
-    return uploads, downloads
+@dataclass
+class Ceilings:
+    """What the clients manage against a trivial loopback server."""
+
+    upload: list[float] = field(default_factory=list)  # MiB/s, curl
+    download: list[float] = field(default_factory=list)  # MiB/s, curl
+    chunked: list[float] = field(default_factory=list)  # MiB/s, the chunked-push client
+    warnings: list[str] = field(default_factory=list)
+
+    def note(self, tries: int) -> str:
+        return (
+            f"- Client ceiling (against a trivial loopback server, median of {tries}):"
+            f" curl upload {median(self.upload):,.0f} MiB/s, download"
+            f" {median(self.download):,.0f} MiB/s; the chunked-push client"
+            f" {median(self.chunked):,.0f} MiB/s."
+        )
 
 
-def ceiling_warnings(uploads: list[Transfer], downloads: list[Transfer]) -> list[str]:
-    """A warning for each direction where curl itself stays under 1.5 GB/s."""
-    warnings: list[str] = []
-    for label, transfers in (("upload", uploads), ("download", downloads)):
-        median = statistics.median(t.mib_per_second for t in transfers)
-        if median < CLIENT_CEILING_MIB_PER_SECOND:
-            warnings.append(
-                f"curl {label} reaches only {median:.0f} MiB/s against a trivial server "
-                "(< 1.5 GB/s): the client may be the bottleneck"
-            )
-    return warnings
+def _ceiling_warnings(label: str, speeds: list[float]) -> list[str]:
+    """A warning if a client itself stays under 1.5 GB/s."""
+    slowest = statistics.median(speeds)
+    if slowest >= CLIENT_CEILING_MIB_PER_SECOND:
+        return []
+    return [
+        f"{label} reaches only {slowest:.0f} MiB/s against a trivial server (< 1.5 GB/s):"
+        " it may be the bottleneck"
+    ]
+
+
+def measure_client_ceiling(blob_size: int, tries: int, blob_dir: Path) -> Ceilings:
+    """curl uploads to a null sink and downloads from a memory source, and chunked pushes to
+    the null sink, `tries` of each, with a blob of blob_size."""
+    blob = make_blob(blob_dir, blob_size)
+    ceilings = Ceilings()
+    try:
+        settle()
+        with TrivialServer(blob.size) as server:
+            for _ in range(tries):
+                ceilings.upload.append(put_file(f"{server.url}/sink", blob).mib_per_second)
+                download = get_file(f"{server.url}/source", blob.size)
+                ceilings.download.append(download.mib_per_second)
+        with TrivialServer(0) as sink:  # a connection per chunk: a server of its own
+            for _ in range(tries):
+                ceilings.chunked.append(chunk_ceiling(f"{sink.url}/sink", blob).mib_per_second)
+    finally:
+        blob.path.unlink()
+    ceilings.warnings = [
+        *_ceiling_warnings("curl upload", ceilings.upload),
+        *_ceiling_warnings("curl download", ceilings.download),
+        *_ceiling_warnings("the chunked-push client", ceilings.chunked),
+    ]
+    return ceilings

@@ -1,4 +1,4 @@
-"""Pieces shared by the filesystem and the S3 modes: sizes, pauses, CPU and memory figures."""
+"""Small pieces every part of the benchmark uses: sizes, progress lines, pauses, medians."""
 
 from __future__ import annotations
 
@@ -6,39 +6,13 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from charts import Bar
-from procs import MiB, tree_cpu_seconds, tree_rss_bytes
-from servers import Server
-from transfer import Transfer
+from testkit.process_tree import MiB
 
 GiB = 1 << 30
-RSS_LIMIT_MIB = 200  # peak while pushing 2 GiB
-IDLE_RSS_LIMIT_MIB = 100
-COLD_START_LIMIT_SECONDS = 1.5
-IDLE_SAMPLES = 5
-IDLE_SAMPLE_INTERVAL_SECONDS = 0.1
-IDLE_SETTLE_SECONDS = 3.0  # idle: no request for this long
 SETTLE_PAUSE_SECONDS = 3.0
 
-
-@dataclass
-class RunInfo:
-    """The circumstances of a run, printed under the results."""
-
-    date: str
-    distribution_version: str
-    load_before: str
-    started: float = field(default_factory=time.monotonic)
-    machine: list[tuple[str, str]] = field(default_factory=list)
-    load_after: str = "?"
-    duration: str = "?"
-
-    def finish(self, load_after: str) -> None:
-        self.load_after = load_after
-        self.duration = f"{time.monotonic() - self.started:.0f} s"
+__all__ = ["GiB", "MiB", "median", "progress", "settle", "settle_before_write", "size_label"]
 
 
 def size_label(size: int) -> str:
@@ -65,33 +39,5 @@ def settle_before_write() -> None:
     time.sleep(SETTLE_PAUSE_SECONDS)
 
 
-def timed_with_cpu(server: Server, action: Callable[[], Transfer]) -> tuple[Transfer, float]:
-    """Run action; its transfer and the server's CPU seconds (user + system) meanwhile."""
-    before = tree_cpu_seconds(server.pid)
-    transfer = action()
-    return transfer, tree_cpu_seconds(server.pid) - before
-
-
-def idle_rss_mib(server: Server) -> float:
-    """Median of a few samples, taken after a short pause."""
-    time.sleep(IDLE_SETTLE_SECONDS)
-    samples = []
-    for _ in range(IDLE_SAMPLES):
-        samples.append(tree_rss_bytes(server.pid) / MiB)
-        time.sleep(IDLE_SAMPLE_INTERVAL_SECONDS)
-    return statistics.median(samples)
-
-
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
-
-
-@dataclass(frozen=True)
-class ModeResult:
-    section: str  # Markdown
-    passed: bool  # our peak RSS within RSS_LIMIT_MIB
-    bars: list[Bar]  # for the chart
-
-
-def verdict(value: float, limit: float) -> str:
-    return "within" if value < limit else "**over**"

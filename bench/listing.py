@@ -1,178 +1,35 @@
-"""Tag and catalog pages: seed many small objects into each registry's storage, then time pages.
-
-Seeding writes the objects each registry would have written straight into its storage: on S3
-with unsigned PUTs from a thread pool (SeaweedFS without configured identities accepts them;
-boto3's signing would make seeding 100k objects take minutes), on the filesystem as files
-where each registry's driver keeps that key. Our keys come from
-`registry.storage.layout` itself: a tag object holding a manifest digest, and an empty catalog
-marker. Distribution 2.8: `repositories/<name>/_manifests/tags/<tag>/current/link` holding
-the digest, and a repository counts in its catalog when it has a `_layers` directory.
-"""
+"""Tag and catalog pages: time pages of growing listings seeded by `bench.seeding` in each
+registry's storage; the listing table, its notes and chart bars."""
 
 from __future__ import annotations
 
-import concurrent.futures
-import hashlib
-import http.client
+import functools
 import statistics
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
-from urllib.parse import quote, urlsplit
 
 import httpx
-import project_path  # noqa: F401  (makes `registry` importable)
-from charts import Bar
-from common import progress
-from report import summarize
-from servers import DISTRIBUTION, OURS, BenchError, Server
 
-from registry.storage import layout
+from bench.charts import Bar
+from bench.common import progress
+from bench.seeding import (
+    CATALOG_REPOSITORY,
+    TAG,
+    KeyLayout,
+    ObjectSeeder,
+    seed_catalog,
+    seed_tags,
+    tags_repository,
+)
+from bench.servers import DISTRIBUTION, OURS, BenchError, Server
+from bench.tables import summarize
 
-SEED_THREADS = 16
-SEED_TIMEOUT_SECONDS = 30.0
 PAGE_SIZE = 100
 MAX_REPEATS = 20
 MIN_REPEATS = 3
 REPEAT_BUDGET_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 120.0
-SEED_DIGEST = "sha256:" + hashlib.sha256(b"bench manifest").hexdigest()
-CATALOG_REPOSITORY = "bench/repo-{:05d}"
-TAG = "tag-{:06d}"
-
-
-def tags_repository(count: int) -> str:
-    return f"bench/tags-{count // 1000}k"
-
-
-def tag_names(count: int) -> list[str]:
-    return [TAG.format(i) for i in range(count)]
-
-
-def catalog_names(start: int, stop: int) -> list[str]:
-    return [CATALOG_REPOSITORY.format(i) for i in range(start, stop)]
-
-
-@dataclass(frozen=True)
-class KeyLayout:
-    """Where a registry keeps a tag and a catalog entry in its bucket (root: a key prefix)."""
-
-    bucket: str
-    root: str
-    distribution: bool
-
-    def tag_object(self, repository: str, tag: str) -> tuple[str, bytes]:
-        if self.distribution:
-            key = f"repositories/{repository}/_manifests/tags/{tag}/current/link"
-        else:
-            key = layout.tag(repository, tag)
-        return self.root + key, SEED_DIGEST.encode()
-
-    def catalog_object(self, repository: str) -> tuple[str, bytes]:
-        if self.distribution:
-            encoded = SEED_DIGEST.split(":", 1)[1]
-            key = f"repositories/{repository}/_layers/sha256/{encoded}/link"
-            return self.root + key, SEED_DIGEST.encode()
-        return self.root + layout.catalog_entry(repository), b""
-
-
-class ObjectSeeder(Protocol):
-    def put_all(self, bucket: str, objects: Iterable[tuple[str, bytes]]) -> int: ...
-
-
-class FileSeeder:
-    """Files where a filesystem driver keeps each key; `bucket` names the storage root, and
-    path_of maps it to a function from key to file path."""
-
-    def __init__(self, path_of: dict[str, Callable[[str], Path]]) -> None:
-        self.path_of = path_of
-
-    def put_all(self, bucket: str, objects: Iterable[tuple[str, bytes]]) -> int:
-        made: set[Path] = set()
-        count = 0
-        for key, body in objects:
-            path = self.path_of[bucket](key)
-            if path.parent not in made:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                made.add(path.parent)
-            path.write_bytes(body)
-            count += 1
-        return count
-
-
-class Seeder:
-    """Unsigned PUTs to an S3 endpoint from SEED_THREADS threads, one connection each."""
-
-    def __init__(self, endpoint_url: str) -> None:
-        parts = urlsplit(endpoint_url)
-        if parts.hostname is None or parts.port is None:
-            raise BenchError(f"endpoint without host and port: {endpoint_url}")
-        self.host, self.port = parts.hostname, parts.port
-        self._local = threading.local()
-        self._connections: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
-
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = http.client.HTTPConnection(
-                self.host, self.port, timeout=SEED_TIMEOUT_SECONDS
-            )
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
-        return connection
-
-    def _put(self, bucket: str, key: str, body: bytes) -> None:
-        connection = self._connection()
-        try:
-            connection.request("PUT", f"/{bucket}/{quote(key)}", body=body)
-            response = connection.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            connection.close()
-            raise BenchError(f"seeding PUT {bucket}/{key}: {exc}") from exc
-        if response.status != 200:
-            raise BenchError(f"seeding PUT {bucket}/{key}: status {response.status}")
-
-    def put_all(self, bucket: str, objects: Iterable[tuple[str, bytes]]) -> int:
-        """PUT every (key, body); how many. Stops at the first failure."""
-        items = list(objects)
-        with concurrent.futures.ThreadPoolExecutor(SEED_THREADS) as pool:
-            futures = [pool.submit(self._put, bucket, key, body) for key, body in items]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
-        return len(items)
-
-    def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-
-
-def seed_tags(seeder: ObjectSeeder, layout: KeyLayout, repository: str, count: int) -> None:
-    objects = [layout.tag_object(repository, tag) for tag in tag_names(count)]
-    objects.append(layout.catalog_object(repository))
-    seeder.put_all(layout.bucket, objects)
-
-
-def seed_catalog(seeder: ObjectSeeder, layout: KeyLayout, start: int, stop: int) -> None:
-    seeder.put_all(layout.bucket, [layout.catalog_object(n) for n in catalog_names(start, stop)])
-
-
-@dataclass(frozen=True)
-class PageTiming:
-    milliseconds: list[float]
-    items: int  # entries in the page returned
 
 
 @dataclass(frozen=True)
@@ -183,10 +40,26 @@ class ListingCounts:
 
 
 @dataclass(frozen=True)
+class PageTiming:
+    milliseconds: list[float]
+    items: int  # entries in the page returned
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.milliseconds)
+
+
+@dataclass(frozen=True)
 class ListingRow:
     label: str
     ours: PageTiming
     theirs: PageTiming | None
+
+    def speedup(self) -> float | None:
+        """Distribution's time / ours (above 1: ours faster); None without both."""
+        if self.theirs is None or not self.ours.milliseconds or not self.ours.median:
+            return None
+        return self.theirs.median / self.ours.median
 
 
 @dataclass
@@ -198,6 +71,16 @@ class ListingResults:
     def repeats(self) -> str:
         counts = [len(t.milliseconds) for r in self.rows for t in (r.ours, r.theirs) if t]
         return f"{min(counts, default=0)}-{max(counts, default=0)}"
+
+
+@dataclass(frozen=True)
+class ListingSetup:
+    """How a storage seeds listings: its seeder, where each registry keeps its keys, and how
+    long to wait after seeding before timing pages."""
+
+    seeder: ObjectSeeder
+    layouts: dict[str, KeyLayout]
+    pause_seconds: float = 0.0
 
 
 def time_page(base_url: str, path: str, field: str) -> PageTiming:
@@ -220,8 +103,8 @@ def time_page(base_url: str, path: str, field: str) -> PageTiming:
     return PageTiming(times, items)
 
 
-def describe(timing: PageTiming) -> str:
-    return f"{statistics.median(timing.milliseconds):.1f} ms ({timing.items} entries)"
+def _page_summary(timing: PageTiming | None) -> str:
+    return "-" if timing is None else f"{timing.median:.1f} ms ({timing.items} entries)"
 
 
 def _time_pages(
@@ -236,80 +119,75 @@ def _time_pages(
     return row
 
 
-def _page_summary(timing: PageTiming | None) -> str:
-    if timing is None:
-        return "-"
-    middle = sorted(timing.milliseconds)[len(timing.milliseconds) // 2]
-    return f"{middle:.1f} ms ({timing.items} entries)"
+@dataclass(frozen=True)
+class _ListingRun:
+    """Seeds listings into both registries' storage step by step, and times pages."""
+
+    counts: ListingCounts
+    ours: Server
+    theirs: Server
+    setup: ListingSetup
+    results: ListingResults
+
+    def seed(self, steps: list[Callable[[], int]]) -> None:
+        """Run the seeding steps (each returns how many objects it wrote), count their
+        objects and their time; then the pause before pages are timed."""
+        started = time.perf_counter()
+        self.results.seeded_objects += sum(step() for step in steps)
+        self.results.seeding_seconds += time.perf_counter() - started
+        time.sleep(self.setup.pause_seconds)
+
+    def time_pages(self, label: str, path: str, field_name: str, with_theirs: bool) -> None:
+        theirs = self.theirs if with_theirs else None
+        self.results.rows.append(_time_pages(label, path, field_name, self.ours, theirs))
+
+    def catalog_rows(self) -> None:
+        seeded = 0
+        for count in self.counts.catalog_counts:
+            self.seed(
+                [
+                    functools.partial(seed_catalog, self.setup.seeder, key_layout, seeded, count)
+                    for key_layout in self.setup.layouts.values()
+                ]
+            )
+            seeded = count
+            label = f"catalog, {count:,} repositories, first page"
+            self.time_pages(label, f"/v2/_catalog?n={PAGE_SIZE}", "repositories", True)
+        middle = CATALOG_REPOSITORY.format(seeded // 2)
+        label = f"catalog, {seeded:,} repositories, page after the {seeded // 2:,}th"
+        path = f"/v2/_catalog?n={PAGE_SIZE}&last={middle}"
+        self.time_pages(label, path, "repositories", True)
+
+    def tag_rows(self) -> None:
+        largest = max(self.counts.tag_counts)
+        for count in self.counts.tag_counts:
+            repository = tags_repository(count)
+            with_theirs = count in self.counts.distribution_tag_counts
+            seeded_in = [OURS, DISTRIBUTION] if with_theirs else [OURS]
+            layouts, seeder = self.setup.layouts, self.setup.seeder
+            self.seed(
+                [
+                    functools.partial(seed_tags, seeder, layouts[name], repository, count)
+                    for name in seeded_in
+                ]
+            )
+            path = f"/v2/{repository}/tags/list?n={PAGE_SIZE}"
+            self.time_pages(f"tags/list, {count:,} tags, first page", path, "tags", with_theirs)
+            if count == largest:
+                label = f"tags/list, {count:,} tags, page after the {count // 2:,}th"
+                path += f"&last={TAG.format(count // 2)}"
+                self.time_pages(label, path, "tags", with_theirs)
 
 
 def measure_listing(
-    counts: ListingCounts,
-    ours: Server,
-    theirs: Server,
-    seeder: ObjectSeeder,
-    layouts: dict[str, KeyLayout],
-    pause_seconds: float = 0.0,
+    counts: ListingCounts, ours: Server, theirs: Server, setup: ListingSetup
 ) -> ListingResults:
     """Seed catalog entries, then tags, at growing counts; time a page after each step,
-    pause_seconds after the seeding."""
-    results = ListingResults()
-    rows = results.rows
-    seeded = 0
-    for count in counts.catalog_counts:
-        started = time.perf_counter()
-        for key_layout in layouts.values():
-            seed_catalog(seeder, key_layout, seeded, count)
-        results.seeded_objects += 2 * (count - seeded)
-        results.seeding_seconds += time.perf_counter() - started
-        time.sleep(pause_seconds)
-        seeded = count
-        path = f"/v2/_catalog?n={PAGE_SIZE}"
-        rows.append(
-            _time_pages(
-                f"catalog, {count:,} repositories, first page",
-                path,
-                "repositories",
-                ours,
-                theirs,
-            )
-        )
-    middle = CATALOG_REPOSITORY.format(seeded // 2)
-    rows.append(
-        _time_pages(
-            f"catalog, {seeded:,} repositories, page after the {seeded // 2:,}th",
-            f"/v2/_catalog?n={PAGE_SIZE}&last={middle}",
-            "repositories",
-            ours,
-            theirs,
-        )
-    )
-    for count in counts.tag_counts:
-        repository = tags_repository(count)
-        with_theirs = count in counts.distribution_tag_counts
-        started = time.perf_counter()
-        seed_tags(seeder, layouts[OURS], repository, count)
-        if with_theirs:
-            seed_tags(seeder, layouts[DISTRIBUTION], repository, count)
-        results.seeded_objects += (count + 1) * (2 if with_theirs else 1)
-        results.seeding_seconds += time.perf_counter() - started
-        time.sleep(pause_seconds)
-        other = theirs if with_theirs else None
-        path = f"/v2/{repository}/tags/list?n={PAGE_SIZE}"
-        rows.append(
-            _time_pages(f"tags/list, {count:,} tags, first page", path, "tags", ours, other)
-        )
-        if count == max(counts.tag_counts):
-            rows.append(
-                _time_pages(
-                    f"tags/list, {count:,} tags, page after the {count // 2:,}th",
-                    f"{path}&last={TAG.format(count // 2)}",
-                    "tags",
-                    ours,
-                    other,
-                )
-            )
-    return results
+    setup.pause_seconds after the seeding."""
+    run = _ListingRun(counts, ours, theirs, setup, ListingResults())
+    run.catalog_rows()
+    run.tag_rows()
+    return run.results
 
 
 def _page_cell(timing: PageTiming | None) -> str:
@@ -319,55 +197,41 @@ def _page_cell(timing: PageTiming | None) -> str:
     return cell if timing.items == PAGE_SIZE else f"{cell} [{timing.items:,} entries]"
 
 
-def _speedup(row: ListingRow) -> str:
-    if row.theirs is None or not row.ours.milliseconds:
-        return "-"
-    ours = statistics.median(row.ours.milliseconds)
-    return f"{statistics.median(row.theirs.milliseconds) / ours:.2f}" if ours else "-"
-
-
 def listing_table(rows: list[ListingRow], their_name: str) -> str:
     lines = [
         f"| GET, n={PAGE_SIZE} (ms) | ours | {their_name} | speed-up (> 1: ours better) |",
         "|---|---:|---:|---:|",
     ]
     for row in rows:
+        speedup = row.speedup()
+        shown = "-" if speedup is None else f"{speedup:.2f}"
         lines.append(
-            f"| {row.label} | {_page_cell(row.ours)} | {_page_cell(row.theirs)}"
-            f" | {_speedup(row)} |"
+            f"| {row.label} | {_page_cell(row.ours)} | {_page_cell(row.theirs)} | {shown} |"
         )
     return "\n".join(lines)
 
 
-def distribution_lists_every_tag(results: ListingResults) -> list[ListingRow]:
-    """Rows where Distribution returned more than a page of tags (it ignores n)."""
-    return [
-        row
+def listing_notes(results: ListingResults, counts: ListingCounts) -> list[str]:
+    """Where Distribution returned more than a page of tags (it ignores n)."""
+    all_tags = [
+        row.theirs.items
         for row in results.rows
         if row.theirs is not None and "tags" in row.label and row.theirs.items > PAGE_SIZE
     ]
-
-
-def listing_notes(results: ListingResults, counts: ListingCounts) -> list[str]:
-    notes = []
-    all_tags = distribution_lists_every_tag(results)
-    if all_tags:
-        entries = ", ".join(f"{row.theirs.items:,}" for row in all_tags if row.theirs)
-        note = (
-            f"- Distribution ignores n on tags/list: it returned every tag ({entries} entries),"
-            " so its time grows with the tag count"
-        )
-        largest = max(counts.tag_counts)
-        if largest not in counts.distribution_tag_counts:
-            note += f"; it is not seeded with {largest:,} tags"
-        notes.append(note + ".")
-    return notes
+    if not all_tags:
+        return []
+    entries = ", ".join(f"{items:,}" for items in all_tags)
+    note = (
+        f"- Distribution ignores n on tags/list: it returned every tag ({entries} entries),"
+        " so its time grows with the tag count"
+    )
+    largest = max(counts.tag_counts)
+    if largest not in counts.distribution_tag_counts:
+        note += f"; it is not seeded with {largest:,} tags"
+    return [note + "."]
 
 
 def listing_bars(results: ListingResults) -> list[Bar]:
-    bars = []
-    for row in results.rows:
-        if row.theirs is not None and row.ours.milliseconds:
-            ours = statistics.median(row.ours.milliseconds)
-            bars.append(Bar(row.label, statistics.median(row.theirs.milliseconds) / ours))
-    return bars
+    return [
+        Bar(row.label, speedup) for row in results.rows if (speedup := row.speedup()) is not None
+    ]

@@ -1,4 +1,4 @@
-"""The bucket's own speed, with no registry in between.
+"""The bucket's own speed, with no registry in between: the S3 backend's baseline.
 
 PUT: a boto3 multipart upload with our part size and `RAW_CONCURRENCY` parts in flight (our
 registry sends one part while it receives the next, so two at a time is the fair match). Each
@@ -17,10 +17,15 @@ import os
 import time
 from typing import Any
 
-from blobs import Blob
 from botocore.exceptions import BotoCoreError, ClientError
-from servers import BenchError
-from transfer import Transfer, get_file
+
+from bench.backend import RoundBlobs
+from bench.blobs import Blob
+from bench.common import progress, settle, settle_before_write
+from bench.figures import Figures
+from bench.meters import timed
+from bench.servers import BenchError
+from bench.transfer import Transfer, get_file
 
 RAW_CONCURRENCY = 2
 PRESIGN_SECONDS = 3600
@@ -89,3 +94,33 @@ def raw_get(s3: Any, bucket: str, blob: Blob) -> Transfer:
         "get_object", Params={"Bucket": bucket, "Key": raw_key(blob)}, ExpiresIn=PRESIGN_SECONDS
     )
     return get_file(url, blob.size)
+
+
+class RawS3:
+    """The baseline of the S3 backend: the bucket's own speed, with CPU of this process (boto3's
+    threads) and of the object store."""
+
+    name = "raw S3"
+
+    def __init__(self, s3: Any, bucket: str, part_size: int, store_pid: int) -> None:
+        self.s3, self.bucket, self.part_size, self.store_pid = s3, bucket, part_size, store_pid
+
+    def warm_up(self, blob: Blob) -> None:
+        raw_put(self.s3, self.bucket, blob, self.part_size)
+        raw_get(self.s3, self.bucket, blob)
+
+    def measure(self, blobs: RoundBlobs, figures: Figures) -> None:
+        blob = blobs.monolithic
+        settle_before_write()
+        put = timed(
+            lambda: raw_put(self.s3, self.bucket, blob, self.part_size), None, self.store_pid
+        )
+        settle()
+        get = raw_get(self.s3, self.bucket, blob)
+        figures.add_push(put)
+        figures.get.append(get.mib_per_second)
+        progress(
+            f"    {self.name:<12} PUT  {put.transfer.mib_per_second:5.0f} MiB/s"
+            f"  GET {get.mib_per_second:5.0f}"
+            f"  (cpu boto3 {put.cpu:.2f} s, SeaweedFS {put.store_cpu or 0:.2f} s)"
+        )

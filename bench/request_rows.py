@@ -1,50 +1,50 @@
-"""The request rows both storage modes share: request rates, a real client, cold start.
+"""The request rows, the same on both storages: request rates and latencies, a real client,
+cold start.
 
 Measured alternately (the server that goes first alternates between rounds) on servers that
-are already running, after the mode's own transfer rounds:
+are already running, after the transfer rounds:
 
 - manifest GET by tag and by digest at each concurrency (wrk, requests/s);
 - pushes of new 4 KiB blobs from 8 connections (POST + PUT ?digest=, pushes/s);
+- manifest PUTs of a 10-layer image: fresh manifests naming the same 11 blobs, one after
+  another on one connection (median ms per PUT);
 - 32 concurrent GETs of one 4 MiB blob (aggregate MiB/s);
-- `skopeo copy` of an image of 10 new 20 MiB layers from an OCI layout into the registry,
-  then from the registry into a new layout (seconds each);
+- `skopeo copy` (`bench.skopeo`) of an image of 10 new 20 MiB layers from an OCI layout into
+  the registry, then from the registry into a new layout (seconds each);
 - cold start: a fresh server process until its first 200 on /v2/ (seconds), on its own.
 
-Every figure is reported as a speed-up: Distribution's time / ours, or our rate /
-Distribution's, so above 1 always means ours is better.
+Their figures and table: `bench.request_results`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import shutil
-import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from blobs import Blob, make_blob
-from charts import Bar
-from common import (
-    COLD_START_LIMIT_SECONDS,
-    IDLE_RSS_LIMIT_MIB,
-    RSS_LIMIT_MIB,
-    progress,
-    verdict,
-)
-from procs import MiB
-from report import summarize
-from servers import DISTRIBUTION, OURS, Server
-from transfer import push_monolithic
-from workloads import (
+from bench.blobs import Blob, make_blob
+from bench.budgets import COLD_START_LIMIT_SECONDS
+from bench.common import progress
+from bench.manifests import (
     MANIFEST_TAG,
-    make_oci_layout,
+    PUT_LAYERS,
+    manifest_put_milliseconds,
+    push_image_blobs,
+    seed_manifest,
+)
+from bench.request_results import RequestResults, RowKind
+from bench.servers import Server
+from bench.skopeo import make_oci_layout, skopeo_round_trip
+from bench.transfer import push_monolithic
+from bench.workloads import (
     manifest_rate,
     parallel_get_mib_per_second,
-    seed_manifest,
-    skopeo_round_trip,
     small_blob_pushes_per_second,
 )
+from testkit.process_tree import MiB
 
 Launcher = Callable[[Path], contextlib.AbstractContextManager[Server]]
 
@@ -60,63 +60,26 @@ class RequestPlan:
     wrk_seconds: int
     concurrencies: tuple[int, ...]
     small_blobs: int  # per round and server
+    manifest_puts: int  # per round and server
     parallel_get_rounds: int  # times PARALLEL_GETS GETs, per round and server
     skopeo_layers: int
     skopeo_layer_size: int
     cold_starts: int  # per server
 
 
-FULL_REQUESTS = RequestPlan(
-    rounds=3,
-    wrk_seconds=3,
-    concurrencies=(1, 32, 128),
-    small_blobs=1_500,
-    parallel_get_rounds=4,
-    skopeo_layers=10,
-    skopeo_layer_size=20 * MiB,
-    cold_starts=5,
-)
-QUICK_REQUESTS = RequestPlan(
-    rounds=1,
-    wrk_seconds=1,
-    concurrencies=(1, 32, 128),
-    small_blobs=400,
-    parallel_get_rounds=2,
-    skopeo_layers=10,
-    skopeo_layer_size=20 * MiB,
-    cold_starts=2,
-)
-
-
-@dataclass(frozen=True)
-class RowKind:
-    label: str
-    unit: str
-    higher_is_better: bool
-    decimals: int = 0
-    budget: float | None = None  # judged against this absolute limit, not against Distribution
-
-
-@dataclass
-class RequestResults:
-    """Per row label: the kind, and every figure of ours and of Distribution."""
-
-    kinds: dict[str, RowKind] = field(default_factory=dict)
-    figures: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-
-    def add(self, kind: RowKind, server: str, value: float) -> None:
-        self.kinds.setdefault(kind.label, kind)
-        self.figures.setdefault(kind.label, {OURS: [], DISTRIBUTION: []})[server].append(value)
-
-    def speedup(self, label: str) -> float | None:
-        """Above 1: ours better (faster, or more per second)."""
-        ours, theirs = (self.figures[label][name] for name in (OURS, DISTRIBUTION))
-        if not ours or not theirs:
-            return None
-        mine, other = statistics.median(ours), statistics.median(theirs)
-        if self.kinds[label].higher_is_better:
-            return mine / other if other else None
-        return other / mine if mine else None
+def request_plan(quick: bool) -> RequestPlan:
+    """The full request rows, or shorter ones (one round, 1 s wrk runs, fewer of each)."""
+    return RequestPlan(
+        rounds=1 if quick else 3,
+        wrk_seconds=1 if quick else 3,
+        concurrencies=(1, 32, 128),
+        small_blobs=400 if quick else 1_500,
+        manifest_puts=50 if quick else 200,
+        parallel_get_rounds=2 if quick else 4,
+        skopeo_layers=10,
+        skopeo_layer_size=20 * MiB,
+        cold_starts=2 if quick else 5,
+    )
 
 
 def _manifest_kind(reference: str, connections: int) -> RowKind:
@@ -125,6 +88,9 @@ def _manifest_kind(reference: str, connections: int) -> RowKind:
 
 SMALL_PUSH = RowKind(
     f"push of new 4 KiB blobs, {SMALL_BLOB_CONCURRENCY} connections (pushes/s)", "pushes/s", True
+)
+MANIFEST_PUT = RowKind(
+    f"manifest PUT of a {PUT_LAYERS}-layer image, one at a time (ms)", "ms", False, 1
 )
 PARALLEL_GET = RowKind(
     f"{PARALLEL_GETS} concurrent GETs of a 4 MiB blob (MiB/s, all together)", "MiB/s", True
@@ -142,10 +108,23 @@ def _skopeo_kinds(plan: RequestPlan) -> tuple[RowKind, RowKind]:
     )
 
 
+@dataclass(frozen=True)
+class _Seeded:
+    """What a server holds before the request rounds."""
+
+    manifest_digest: str  # of the manifest tagged MANIFEST_TAG
+    image: dict[str, Any]  # a manifest document whose 11 blobs the server has
+
+
 def _measure_rates(
-    plan: RequestPlan, server: Server, manifest_digest: str, blob: Blob, results: RequestResults
+    plan: RequestPlan,
+    server: Server,
+    seeded: _Seeded,
+    blob: Blob,
+    round_index: int,
+    results: RequestResults,
 ) -> None:
-    for reference, label in ((MANIFEST_TAG, "tag"), (manifest_digest, "digest")):
+    for reference, label in ((MANIFEST_TAG, "tag"), (seeded.manifest_digest, "digest")):
         for connections in plan.concurrencies:
             rate = manifest_rate(server.url, reference, connections, plan.wrk_seconds)
             results.add(_manifest_kind(label, connections), server.name, rate)
@@ -153,6 +132,8 @@ def _measure_rates(
         server.url, plan.small_blobs, SMALL_BLOB_SIZE, SMALL_BLOB_CONCURRENCY
     )
     results.add(SMALL_PUSH, server.name, pushes)
+    put = manifest_put_milliseconds(server.url, seeded.image, plan.manifest_puts, round_index)
+    results.add(MANIFEST_PUT, server.name, put)
     gets = parallel_get_mib_per_second(
         server.url, blob, PARALLEL_GETS, PARALLEL_GETS * plan.parallel_get_rounds
     )
@@ -160,7 +141,8 @@ def _measure_rates(
     progress(
         f"    {server.name:<12} manifest by tag c=32 "
         f"{results.figures[_manifest_kind('tag', 32).label][server.name][-1]:,.0f} req/s, "
-        f"small pushes {pushes:,.0f}/s, parallel GETs {gets:,.0f} MiB/s"
+        f"small pushes {pushes:,.0f}/s, manifest PUT {put:.1f} ms,"
+        f" parallel GETs {gets:,.0f} MiB/s"
     )
 
 
@@ -175,16 +157,16 @@ def measure_requests(
     blob_dir.mkdir()
     try:
         blob = make_blob(blob_dir, PARALLEL_GET_BLOB_SIZE)
-        manifests = {}
+        seeded = {}
         for server in servers:
-            manifests[server.name] = seed_manifest(server.url)
+            seeded[server.name] = _Seeded(seed_manifest(server.url), push_image_blobs(server.url))
             push_monolithic(server.url, blob)
         push_kind, pull_kind = _skopeo_kinds(plan)
         for index in range(plan.rounds):
             progress(f"  requests, round {index + 1}/{plan.rounds}")
             order = servers if index % 2 == 0 else servers[::-1]
             for server in order:
-                _measure_rates(plan, server, manifests[server.name], blob, results)
+                _measure_rates(plan, server, seeded[server.name], blob, index, results)
             layout = make_oci_layout(
                 blob_dir / f"layout-{index}", plan.skopeo_layers, plan.skopeo_layer_size
             )
@@ -206,47 +188,3 @@ def measure_requests(
     finally:
         shutil.rmtree(blob_dir, ignore_errors=True)
     return results
-
-
-def requests_table(results: RequestResults, their_name: str) -> str:
-    lines = [
-        f"| | ours | {their_name} | speed-up (> 1: ours better) |",
-        "|---|---:|---:|---:|",
-    ]
-    for label, kind in results.kinds.items():
-        ours, theirs = (results.figures[label][name] for name in (OURS, DISTRIBUTION))
-        speedup = results.speedup(label)
-        shown = "-" if speedup is None else f"{speedup:.2f}"
-        if kind.budget is not None and ours:
-            worst = max(ours)
-            shown = f"budget {kind.budget:g} {kind.unit}: {verdict(worst, kind.budget)}"
-        lines.append(
-            f"| {label} | {summarize(ours, kind.decimals)} | {summarize(theirs, kind.decimals)}"
-            f" | {shown} |"
-        )
-    return "\n".join(lines)
-
-
-def budget_notes(
-    peak_rss: list[float], idle_rss: list[float], results: RequestResults
-) -> list[str]:
-    """Our figures against the absolute budgets (not against Distribution's Go binary)."""
-    peak, idle = max(peak_rss, default=0.0), max(idle_rss, default=0.0)
-    start = max(results.figures.get(COLD_START.label, {}).get(OURS, []), default=0.0)
-    return [
-        f"- Budgets, ours: peak RSS {peak:.1f} MiB, {verdict(peak, RSS_LIMIT_MIB)} the"
-        f" {RSS_LIMIT_MIB} MiB budget; idle RSS at most {idle:.1f} MiB,"
-        f" {verdict(idle, IDLE_RSS_LIMIT_MIB)} {IDLE_RSS_LIMIT_MIB} MiB; slowest cold start"
-        f" {start:.2f} s, {verdict(start, COLD_START_LIMIT_SECONDS)}"
-        f" {COLD_START_LIMIT_SECONDS} s (whole process tree; one server process). Memory and"
-        " cold start are judged against these budgets, not against Distribution's Go binary.",
-    ]
-
-
-def request_bars(results: RequestResults) -> list[Bar]:
-    bars = []
-    for label, kind in results.kinds.items():
-        speedup = results.speedup(label)
-        if speedup is not None and kind.budget is None:
-            bars.append(Bar(label, speedup))
-    return bars

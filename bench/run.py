@@ -1,13 +1,14 @@
 """Side-by-side benchmark: our registry against CNCF Distribution, alternating, on loopback.
 
-    .venv/bin/python bench/run.py [--storage filesystem|s3|both] [--quick] [--rounds N]
-                                  [--no-write] [--workdir DIR] [--doc FILE]
+    .venv/bin/python -m bench.run [--storage filesystem|s3|both] [--quick] [--rounds N]
+                                   [--no-write] [--workdir DIR] [--doc FILE]
 
-filesystem (the default): both registries on local disk; monolithic push and GET throughput,
-server CPU per transfer, resident memory (idle, and peak while pushing 2 GiB).
-s3: both registries on one SeaweedFS started for the run, next to the bucket's raw speed
-(boto3, curl); monolithic and chunked push, GET proxied and redirected, peak memory, and the
-time of tag and catalog pages. `both` runs filesystem, then s3.
+Run from the project root. One mode (`bench.mode`) measures every storage, through its
+backend: filesystem (the default; `bench.filesystem_backend`), both registries on local disk
+next to a plain write of the same size; s3 (`bench.s3_backend`), both on one SeaweedFS started
+for the run, next to the bucket's raw speed (boto3, curl), with redirect twins. Rows on both:
+monolithic and chunked push, blob GET, server CPU, memory against its budgets, request rates
+and latencies, skopeo, cold start, tag and catalog pages. `both` runs filesystem, then s3.
 
 Prints a Markdown section per storage; in full mode also writes it, with the machine
 description, into that storage's generated section of docs/benchmarks.md.
@@ -19,29 +20,30 @@ import argparse
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-import filesystem_mode
-import s3_mode
-from charts import write_chart
-from common import ModeResult, RunInfo, progress
-from report import FILESYSTEM_MARKERS, S3_MARKERS, Markers, load_average, utc_now, write_section
-from servers import PROJECT_ROOT, BenchError, distribution_version
+from bench.backend import StorageBackend
+from bench.charts import write_chart
+from bench.common import progress
+from bench.doc import write_section
+from bench.filesystem_backend import FilesystemBench
+from bench.launchers import distribution_version
+from bench.machine import PROJECT_ROOT, RunInfo, load_average, utc_now
+from bench.mode import run
+from bench.s3_backend import S3Bench
+from bench.servers import BenchError
 
 DEFAULT_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
-Runner = Callable[[bool, int | None, Path, RunInfo], ModeResult]
-MODES: dict[str, tuple[Runner, Markers]] = {
-    "filesystem": (filesystem_mode.run, FILESYSTEM_MARKERS),
-    "s3": (s3_mode.run, S3_MARKERS),
-}
+BACKENDS: dict[str, StorageBackend] = {"filesystem": FilesystemBench(), "s3": S3Bench()}
 STORAGE_CHOICES = {"filesystem": ["filesystem"], "s3": ["s3"], "both": ["filesystem", "s3"]}
 
 
 def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "--storage",
@@ -75,18 +77,18 @@ def _terminate_on_sigterm() -> None:
 
 def _run_one(storage: str, args: argparse.Namespace) -> bool:
     """Measure one storage, print its section and write it (full mode); whether it passed."""
-    runner, markers = MODES[storage]
+    backend = BACKENDS[storage]
     progress(f"== {storage} ==")
     info = RunInfo(utc_now(), distribution_version(), load_average())
     with tempfile.TemporaryDirectory(prefix=f"registry-bench-{storage}-", dir=args.workdir) as tmp:
-        result = runner(args.quick, args.rounds, Path(tmp), info)
+        result = run(backend, args.quick, args.rounds, Path(tmp), info)
     section = result.section
     if not (args.no_write or args.quick):
         chart = args.doc.parent / "bench" / f"{storage}.png"
         write_chart(chart, f"{storage}: ours vs Distribution, {info.date}", result.bars)
         link = chart.relative_to(args.doc.parent).as_posix()
         section += f"\n\n![{storage}: ours against Distribution, by row]({link})\n"
-        write_section(args.doc, section, markers)
+        write_section(args.doc, section, backend.markers)
         progress(f"wrote the {storage} section of {args.doc} and {chart}")
     print(section, flush=True)
     return result.passed

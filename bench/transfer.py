@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import httpx
-from blobs import Blob
-from procs import MiB
-from servers import BenchError
+
+from bench.blobs import Blob
+from bench.servers import BenchError
+from testkit.process_tree import MiB
 
 REPOSITORY = "bench/blob"
 TRANSFER_TIMEOUT_SECONDS = 600

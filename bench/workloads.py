@@ -1,10 +1,11 @@
-"""Request-rate and client workloads, the same against every server.
+"""Request-rate workloads, the same against every server.
 
 - manifest GET by tag and by digest at several concurrencies: `wrk` (C, another process);
 - small-blob pushes (POST + PUT ?digest= of 4 KiB) from concurrent keep-alive connections:
   a minimal asyncio HTTP/1.1 client, a few tens of microseconds per request;
-- concurrent GETs of one 4 MiB blob: one `curl --parallel` process;
-- `skopeo copy` of a many-layer image from an OCI layout into the registry and back out.
+- concurrent GETs of one 4 MiB blob: one `curl --parallel` process.
+
+(`skopeo copy`, the real client, is in `bench.skopeo`.)
 
 Every loop is bounded in count and in time.
 """
@@ -12,70 +13,28 @@ Every loop is bounded in count and in time.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import re
-import shutil
 import subprocess
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-from blobs import Blob, make_blob
-from procs import MiB
-from servers import BenchError
-from transfer import blob_url, start_upload, with_digest
+from bench.blobs import Blob
+from bench.manifests import MANIFEST_REPOSITORY
+from bench.servers import BenchError
+from bench.transfer import blob_url
+from testkit.oci import OCI_MANIFEST, digest_of
+from testkit.process_tree import MiB
 
-MANIFEST_REPOSITORY = "bench/manifest"
-MANIFEST_TAG = "latest"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 SMALL_BLOB_REPOSITORY = "bench/small"
 WRK_TIMEOUT_MARGIN_SECONDS = 30
 SMALL_PUSH_TIMEOUT_SECONDS = 120.0
 PARALLEL_GET_TIMEOUT_SECONDS = 300
 SKOPEO_TIMEOUT_SECONDS = 600
-REQUEST_TIMEOUT_SECONDS = 30.0
 
 
-# -- manifests ---------------------------------------------------------------------------------
-
-
-def _put_blob(client: httpx.Client, base_url: str, repository: str, data: bytes) -> str:
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    response = client.put(with_digest(start_upload(base_url, repository), digest), content=data)
-    if response.status_code != 201:
-        raise BenchError(f"blob push to {base_url}: {response.status_code} {response.text[:200]}")
-    return digest
-
-
-def seed_manifest(base_url: str) -> str:
-    """Push a config blob and an image manifest tagged MANIFEST_TAG; the manifest's digest."""
-    with httpx.Client(trust_env=False, timeout=REQUEST_TIMEOUT_SECONDS) as client:
-        config = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
-        config_digest = _put_blob(client, base_url, MANIFEST_REPOSITORY, config)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
-                "layers": [],
-                "annotations": {"org.example.bench": "manifest GET"},
-            },
-            indent=3,  # about 500 bytes, like a small real manifest
-        ).encode()
-        response = client.put(
-            f"{base_url}/v2/{MANIFEST_REPOSITORY}/manifests/{MANIFEST_TAG}",
-            content=manifest,
-            headers={"Content-Type": OCI_MANIFEST},
-        )
-        if response.status_code != 201:
-            raise BenchError(f"manifest PUT: {response.status_code} {response.text[:200]}")
-        return "sha256:" + hashlib.sha256(manifest).hexdigest()
+# -- manifest GETs ------------------------------------------------------------------------------
 
 
 _REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
@@ -183,7 +142,7 @@ def small_blob_pushes_per_second(base_url: str, count: int, size: int, concurren
     blobs = []
     for _ in range(count):
         body = os.urandom(size)
-        blobs.append(("sha256:" + hashlib.sha256(body).hexdigest(), body))
+        blobs.append((digest_of(body), body))
     started = time.perf_counter()
     asyncio.run(_push_small_blobs(base_url, blobs, concurrency))
     return count / (time.perf_counter() - started)
@@ -212,89 +171,3 @@ def parallel_get_mib_per_second(base_url: str, blob: Blob, parallel: int, total:
     if result.returncode != 0 or len(answers) != total or any(a != expected for a in answers):
         raise BenchError(f"parallel GETs: {result.stderr.strip() or set(answers)}")
     return total * blob.size / MiB / seconds
-
-
-# -- skopeo ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Layout:
-    path: Path
-    tag: str
-    size: int  # bytes of all layers
-
-
-def _write_blob(blobs_dir: Path, data: bytes) -> dict[str, object]:
-    digest = hashlib.sha256(data).hexdigest()
-    (blobs_dir / digest).write_bytes(data)
-    return {"digest": f"sha256:{digest}", "size": len(data)}
-
-
-def make_oci_layout(directory: Path, layers: int, layer_size: int, tag: str = "bench") -> Layout:
-    """An OCI image layout holding one image of `layers` new random layers."""
-    blobs_dir = directory / "blobs" / "sha256"
-    blobs_dir.mkdir(parents=True)
-    layer_descriptors = []
-    for _ in range(layers):
-        blob = make_blob(blobs_dir, layer_size)
-        blob.path.rename(blobs_dir / blob.digest.split(":", 1)[1])
-        layer_descriptors.append({"mediaType": OCI_LAYER, "digest": blob.digest, "size": blob.size})
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": [d["digest"] for d in layer_descriptors]},
-        }
-    ).encode()
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, **_write_blob(blobs_dir, config)},
-            "layers": layer_descriptors,
-        }
-    ).encode()
-    index = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                **_write_blob(blobs_dir, manifest),
-                "annotations": {"org.opencontainers.image.ref.name": tag},
-            }
-        ],
-    }
-    (directory / "index.json").write_text(json.dumps(index))
-    (directory / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    return Layout(directory, tag, layers * layer_size)
-
-
-def skopeo_copy_seconds(source: str, destination: str) -> float:
-    command = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false"]
-    environment = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    started = time.perf_counter()
-    try:
-        result = subprocess.run(
-            [*command, source, destination],
-            capture_output=True,
-            text=True,
-            timeout=SKOPEO_TIMEOUT_SECONDS,
-            env=environment,
-        )
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"skopeo copy {source} {destination} did not finish") from None
-    if result.returncode != 0:
-        raise BenchError(f"skopeo copy {source} {destination}: {result.stderr.strip()[-400:]}")
-    return time.perf_counter() - started
-
-
-def skopeo_round_trip(base_url: str, layout: Layout, repository: str) -> tuple[float, float]:
-    """Seconds to copy layout into base_url/repository and back out to a new layout."""
-    reference = f"docker://{urlsplit(base_url).netloc}/{repository}:{layout.tag}"
-    push = skopeo_copy_seconds(f"oci:{layout.path}:{layout.tag}", reference)
-    out = layout.path.with_name(layout.path.name + "-pulled")
-    try:
-        pull = skopeo_copy_seconds(reference, f"oci:{out}:{layout.tag}")
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
-    return push, pull
