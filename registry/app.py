@@ -16,7 +16,7 @@ from registry import wiring
 from registry.api import errors
 from registry.config import Config
 from registry.errors import RegistryError
-from registry.routes import build_routes
+from registry.routes import RawPathRouting, build_routes
 from registry.service import StorageError
 
 API_VERSION_HEADER = (b"docker-distribution-api-version", b"registry/2.0")
@@ -66,5 +66,6 @@ def create_app(config: Config) -> Starlette:
     router = app.router
     assert isinstance(router, Router)
     router.redirect_slashes = False
+    app.add_middleware(RawPathRouting)
     app.add_middleware(ApiVersionHeader)
     return app

@@ -18,7 +18,8 @@ from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Match, Route
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Send
 from starlette.types import Scope as AsgiScope
 
 from registry import auth
@@ -122,25 +123,28 @@ def _guarded(endpoint: Endpoint) -> Handler:
     return guarded
 
 
-class RawPathRoute(Route):
-    """A route matched against the path as sent (`raw_path`), not the decoded one."""
+class RawPathRouting:
+    """Hands the router the path as the client sent it (`raw_path`), not the decoded one."""
 
-    def matches(self, scope: AsgiScope) -> tuple[Match, AsgiScope]:
-        if scope["type"] != "http":
-            return Match.NONE, {}
-        raw = scope.get("raw_path")
-        path = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
-        return super().matches({**scope, "path": path, "root_path": ""})
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path") if scope["type"] == "http" else None
+        if raw:
+            scope = {**scope, "path": raw.split(b"?", 1)[0].decode("latin-1"), "root_path": ""}
+        await self.app(scope, receive, send)
 
 
 def build_routes() -> list[Route]:
-    """Routes; methods of one path are merged so others answer 405."""
+    """Routes (to be served behind RawPathRouting); methods of one path are merged so others
+    answer 405."""
     by_path: dict[str, dict[str, Handler]] = {}
     for endpoint in ENDPOINTS:
         for method in endpoint.methods:
             by_path.setdefault(endpoint.path, {})[method] = _guarded(endpoint)
     return [
-        RawPathRoute(path, _dispatch(handlers), methods=list(handlers))
+        Route(path, _dispatch(handlers), methods=list(handlers))
         for path, handlers in by_path.items()
     ]
 

@@ -321,19 +321,19 @@ class Registry:
             self._ensure_repository(name),
             self._tag_target_or_none(name, tag),
         )
-        await self.storage.put_bytes(
+        # The reverse tag index (which a delete by digest follows to the tag) may precede the
+        # manifest: an entry whose tag points elsewhere is ignored. The referrer entry names
+        # the manifest, so it follows it; the tag comes last.
+        stored = self.storage.put_bytes(
             layout.manifest(name, digest), _encode_manifest(parsed.media_type, body)
         )
-        # Both must exist before the tag: the referrer entry, and the reverse tag index that a
-        # delete by digest follows to the tag.
-        before_tag = []
+        if tag is None:
+            await stored
+        else:
+            await all_of(stored, self.storage.put_bytes(layout.tagged(name, digest, tag), b""))
         if parsed.subject is not None:
             descriptor = json.dumps(_referrer_descriptor(parsed, digest, len(body))).encode()
-            key = layout.referrer(name, parsed.subject, digest)
-            before_tag.append(self.storage.put_bytes(key, descriptor))
-        if tag is not None:
-            before_tag.append(self.storage.put_bytes(layout.tagged(name, digest, tag), b""))
-        await all_of(*before_tag)
+            await self.storage.put_bytes(layout.referrer(name, parsed.subject, digest), descriptor)
         if tag is not None:
             await self.storage.put_bytes(layout.tag(name, tag), str(digest).encode())
             if previous is not None and previous != digest:
