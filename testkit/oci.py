@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +26,28 @@ def push_blob(client: httpx.Client, repo: str, data: bytes) -> str:
     r = client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
     assert r.status_code == 201, r.text
     return digest
+
+
+def push_concurrently(
+    targets: list[tuple[str, str]], data: bytes, timeout: float = 120.0
+) -> list[int]:
+    """Push data from one thread per (base URL, repository) target at once, each as POST,
+    one streamed PATCH and the closing PUT; the closing PUTs' statuses."""
+    digest = digest_of(data)
+    statuses: list[int] = []
+
+    def push(base_url: str, repository: str) -> None:
+        with httpx.Client(base_url=base_url, timeout=timeout) as client:
+            location = client.post(f"/v2/{repository}/blobs/uploads/").headers["location"]
+            assert client.patch(location, content=data).status_code == 202
+            statuses.append(client.put(location, params={"digest": digest}).status_code)
+
+    threads = [threading.Thread(target=push, args=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return statuses
 
 
 def descriptor(data: bytes, media_type: str, **extra: Any) -> dict[str, Any]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from testkit.oci import digest_of, error_codes, push_blob
+from testkit.oci import digest_of, error_codes, push_blob, push_concurrently
 from testkit.registry import FILESYSTEM, Backend, RunningRegistry, run_registry
 
 
@@ -255,20 +254,8 @@ def test_the_same_blob_committed_concurrently_ends_in_one_object(
 ) -> None:
     data = os.urandom(300_000)
     digest = digest_of(data)
-    results: list[int] = []
-
-    def push(index: int) -> None:
-        with httpx.Client(base_url=registry_server.url, timeout=30) as c:
-            location = c.post(f"/v2/{repo}-{index % 2}/blobs/uploads/").headers["location"]
-            c.patch(location, content=data)
-            results.append(c.put(location, params={"digest": digest}).status_code)
-
-    threads = [threading.Thread(target=push, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert results == [201] * 8
+    targets = [(registry_server.url, f"{repo}-{index % 2}") for index in range(8)]
+    assert push_concurrently(targets, data) == [201] * 8
     blob = f"blobs/sha256/{digest[7:]}"
     assert registry_server.stored_keys(blob) == [blob]
     assert registry_server.stored_bytes(blob) == data

@@ -13,7 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from testkit.oci import OCI_MANIFEST, digest_of, image_manifest, push_blob, put_manifest
+from testkit.oci import (
+    OCI_MANIFEST,
+    digest_of,
+    image_manifest,
+    push_blob,
+    push_concurrently,
+    put_manifest,
+)
 from testkit.registry import RunningRegistry, S3Backend, run_registry
 
 
@@ -108,20 +115,8 @@ def test_eight_clients_pushing_one_blob_across_replicas_all_succeed_with_one_obj
 ) -> None:
     data = os.urandom(6 * 1024 * 1024)
     digest = digest_of(data)
-    results: list[int] = []
-
-    def push(index: int) -> None:
-        with httpx.Client(base_url=replicas[index % 2].url, timeout=120) as c:
-            location = c.post(f"/v2/same/blob{index % 3}/blobs/uploads/").headers["location"]
-            assert c.patch(location, content=data).status_code == 202
-            results.append(c.put(location, params={"digest": digest}).status_code)
-
-    threads = [threading.Thread(target=push, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert results == [201] * 8
+    targets = [(replicas[index % 2].url, f"same/blob{index % 3}") for index in range(8)]
+    assert push_concurrently(targets, data) == [201] * 8
     key = f"blobs/sha256/{digest.removeprefix('sha256:')}"
     assert replicas[0].stored_keys("blobs/") == [key]
     assert replicas[0].stored_bytes(key) == data
