@@ -70,9 +70,9 @@ def s3_storage(s3: S3Config) -> S3Storage:
     )
 
 
-def build(config: Config, storage: Storage | None = None) -> Services:
-    """The services for config (on `storage` instead of the configured driver, if given)."""
-    storage = storage or open_storage(config)
+def build(config: Config) -> Services:
+    """The services for config."""
+    storage = open_storage(config)
     s3 = config.storage.s3
     registry = Registry(
         storage,
