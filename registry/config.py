@@ -39,6 +39,11 @@ DEFAULT_CONNECT_TIMEOUT = Duration(5.0)
 DEFAULT_READ_TIMEOUT = Duration(60.0)
 DEFAULT_UPLOAD_MAX_AGE = Duration(7 * 24 * 3600)
 DEFAULT_TOKEN_LIFETIME = Duration(300)
+DEFAULT_HEADER_BYTES = ByteSize(64 * 1024)
+DEFAULT_REQUEST_LINE_BYTES = ByteSize(8 * 1024)
+DEFAULT_HEADER_TIMEOUT = Duration(30.0)
+DEFAULT_IDLE_TIMEOUT = Duration(15.0)
+DEFAULT_BODY_TIMEOUT = Duration(60.0)
 
 
 @dataclass(frozen=True)
@@ -48,11 +53,28 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class HttpLimits:
+    header_bytes: ByteSize = DEFAULT_HEADER_BYTES  # request line and headers together
+    headers: int = 100
+    request_line: ByteSize = DEFAULT_REQUEST_LINE_BYTES
+    connections: int = 4096  # per process
+
+
+@dataclass(frozen=True)
+class HttpTimeouts:
+    header: Duration = DEFAULT_HEADER_TIMEOUT  # first byte of a request to its last header
+    idle: Duration = DEFAULT_IDLE_TIMEOUT  # an open connection between requests
+    body: Duration = DEFAULT_BODY_TIMEOUT  # no body byte moving, either direction
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     addr: str = "127.0.0.1:5000"  # host:port; ":5000" (no host) is every interface
     workers: int = 1
     external_url: str = ""
     tls: TlsConfig = field(default_factory=TlsConfig)
+    limits: HttpLimits = field(default_factory=HttpLimits)
+    timeouts: HttpTimeouts = field(default_factory=HttpTimeouts)
 
     @property
     def host(self) -> str:
@@ -224,6 +246,7 @@ def _validated(config: Config) -> Config:
         raise ConfigError(f"http.addr: expected host:port or :port, got {config.http.addr!r}")
     if config.http.workers < 1:
         raise ConfigError("http.workers: must be at least 1")
+    _check_http_limits(config.http.limits, config.http.timeouts)
     tls = config.http.tls
     if bool(tls.certificate) != bool(tls.key):
         raise ConfigError("http.tls: certificate and key must be given together")
@@ -257,6 +280,23 @@ def _validated(config: Config) -> Config:
     return config
 
 
+def _check_http_limits(limits: HttpLimits, timeouts: HttpTimeouts) -> None:
+    floors = {
+        "limits.header_bytes": (limits.header_bytes, 1024),
+        "limits.headers": (limits.headers, 8),
+        "limits.request_line": (limits.request_line, 256),
+        "limits.connections": (limits.connections, 8),
+    }
+    for key, (value, floor) in floors.items():
+        if value < floor:
+            raise ConfigError(f"http.{key}: must be at least {floor}")
+    if limits.request_line > limits.header_bytes:
+        raise ConfigError("http.limits.request_line: must not exceed http.limits.header_bytes")
+    for key in ("header", "idle", "body"):
+        if getattr(timeouts, key) <= 0:
+            raise ConfigError(f"http.timeouts.{key}: must be positive")
+
+
 def _validated_s3(s3: S3Config) -> S3Config:
     """The S3 section checked, with the credentials of its *_file keys read."""
     if not s3.bucket:
@@ -283,9 +323,7 @@ def _read_secret(key: str, path: str) -> str:
         raise ConfigError(f"storage.s3.{key}: cannot read {path}: {exc.strerror}") from None
 
 
-def _environment_variables(
-    cls: type, prefix: tuple[str, ...] = ()
-) -> dict[str, tuple[str, ...]]:
+def _environment_variables(cls: type, prefix: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
     """Map REGISTRY_* variable names to key paths, from the schema."""
     paths: dict[str, tuple[str, ...]] = {}
     hints = typing.get_type_hints(cls)

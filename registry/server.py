@@ -1,15 +1,19 @@
-"""Run the app under uvicorn (uvloop + httptools), with graceful shutdown on SIGTERM/SIGINT."""
+"""Run the app under uvicorn (uvloop + httptools with the connection rules of
+`registry.connections`), with graceful shutdown on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import socket
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 
 from registry.app import create_app
 from registry.config import CONFIG_FILE_ENV, Config, load_config
+from registry.connections import ConnectionRules, GuardedHttpProtocol, raise_open_files_limit
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
 
@@ -36,12 +40,22 @@ def listen_host(host: str, workers: int) -> str:
     return "::" if _ipv6_available() else "0.0.0.0"
 
 
+def http_protocol(config: Config) -> type[asyncio.Protocol]:
+    """uvicorn's httptools protocol bound to the configured connection rules (a partial, so
+    that worker processes can be handed it)."""
+    connections = raise_open_files_limit(config.http.limits.connections)
+    rules = ConnectionRules.of(config.http, connections)
+    return cast(type[asyncio.Protocol], functools.partial(GuardedHttpProtocol, rules=rules))
+
+
 def serve(config: Config, config_path: str | None) -> int:
     options: dict[str, Any] = {
         "host": listen_host(config.http.host, config.http.workers),
         "port": config.http.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": http_protocol(config),
+        "ws": "none",
+        "timeout_keep_alive": config.http.timeouts.idle,
         "log_level": config.log.level,
         "access_log": config.log.access_log,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,

@@ -1,4 +1,4 @@
-"""Helpers for byte streams: coalescing, reading ahead, and hashing off the event loop."""
+"""Helpers for byte streams: re-cutting into blocks read ahead, and hashing off the event loop."""
 
 from __future__ import annotations
 
@@ -12,24 +12,73 @@ from registry.storage.protocol import BytesLike
 
 BLOCK_SIZE = 1 << 20
 READ_AHEAD_BLOCKS = 4
+HOLD_SECONDS = 0.25
 
 
-async def coalesce(
-    chunks: AsyncIterable[BytesLike], block_size: int = BLOCK_SIZE
+async def blocks(
+    chunks: AsyncIterable[BytesLike],
+    block_size: int = BLOCK_SIZE,
+    depth: int = READ_AHEAD_BLOCKS,
+    hold_at_most: float = HOLD_SECONDS,
 ) -> AsyncIterator[bytes]:
-    """Re-cut a stream into blocks of at least block_size bytes (the last may be shorter)."""
+    """Re-cut a stream into blocks of block_size bytes, received up to depth blocks ahead.
+
+    Receiving runs in a task, so the socket is read while the consumer hashes or writes a
+    block. Bytes wait for the rest of their block at most hold_at_most seconds, then go on
+    as a shorter block: a slow or stalled sender costs little memory, however it paces its
+    bytes (the body timeout ends a stalled one later).
+    """
+    queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(depth)
     pending: list[BytesLike] = []
     pending_size = 0
-    async for chunk in chunks:
-        if not chunk:
-            continue
-        pending.append(chunk)
-        pending_size += len(chunk)
-        if pending_size >= block_size:
-            yield _joined(pending)
-            pending, pending_size = [], 0
-    if pending:
-        yield _joined(pending)
+    pending_since = 0.0
+    loop = asyncio.get_running_loop()
+    ticker: asyncio.TimerHandle | None = None
+
+    def take_pending() -> bytes:
+        nonlocal pending, pending_size
+        block = _joined(pending)
+        pending, pending_size = [], 0
+        return block
+
+    def hand_on_old_bytes() -> None:
+        nonlocal ticker
+        if pending and loop.time() - pending_since >= hold_at_most and not queue.full():
+            queue.put_nowait(take_pending())
+        ticker = loop.call_later(hold_at_most / 2, hand_on_old_bytes)
+
+    async def produce() -> None:
+        nonlocal pending_size, pending_since
+        try:
+            async for chunk in chunks:
+                if not chunk:
+                    continue
+                if not pending:
+                    pending_since = loop.time()
+                pending.append(chunk)
+                pending_size += len(chunk)
+                del chunk
+                if pending_size >= block_size:
+                    await queue.put(take_pending())
+            if pending:
+                await queue.put(take_pending())
+        except Exception as exc:  # handed to the consumer, raised there
+            await queue.put(exc)
+        else:
+            await queue.put(None)
+
+    ticker = loop.call_later(hold_at_most / 2, hand_on_old_bytes)
+    producer = asyncio.create_task(produce())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+            del item
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+        producer.cancel()
 
 
 def _joined(pieces: list[BytesLike]) -> bytes:
@@ -37,35 +86,6 @@ def _joined(pieces: list[BytesLike]) -> bytes:
     if len(pieces) == 1 and isinstance(only, bytes):
         return only
     return b"".join(pieces)
-
-
-async def read_ahead(
-    blocks: AsyncIterable[bytes], depth: int = READ_AHEAD_BLOCKS
-) -> AsyncIterator[bytes]:
-    """Yield blocks, receiving up to depth more in a task while the consumer is busy.
-
-    Without it the socket is not read while a block is hashed or written, so receiving and
-    processing take turns instead of overlapping. Memory stays bounded by depth blocks.
-    """
-    queue: asyncio.Queue[bytes | Exception | None] = asyncio.Queue(depth)
-
-    async def produce() -> None:
-        try:
-            async for block in blocks:
-                await queue.put(block)
-        except Exception as exc:  # handed to the consumer, raised there
-            await queue.put(exc)
-        else:
-            await queue.put(None)
-
-    producer = asyncio.create_task(produce())
-    try:
-        while (item := await queue.get()) is not None:
-            if isinstance(item, Exception):
-                raise item
-            yield item
-    finally:
-        producer.cancel()
 
 
 class Counter:
@@ -84,7 +104,7 @@ async def hashed(
     """
     hashing: asyncio.Task[None] | None = None
     try:
-        async for block in read_ahead(coalesce(chunks)):
+        async for block in blocks(chunks):
             if hashers:
                 if hashing is not None:
                     await hashing
@@ -92,6 +112,7 @@ async def hashed(
             if counter is not None:
                 counter.count += len(block)
             yield block
+            del block  # not held while the next one is awaited (a stalled client's last block)
         if hashing is not None:
             await hashing
     finally:

@@ -47,7 +47,10 @@ _FILE_SUFFIX = "@"
 _CONTINUED = "%+"  # a directory holding the rest of over-long file names
 _MAX_NAME_PIECE = 200
 _TEMP_DIR = "#tmp"
-_WRITE_BLOCK = 1 << 20
+# Received bytes are written once this many are pending: the callers already hand over
+# blocks of a MiB, and only a smaller tail (or a stalled sender's last bytes) waits, so a
+# small blob costs one thread hop and a stalled one holds at most this much.
+_WRITE_BLOCK = 64 << 10
 _READ_BLOCK = 4 << 20
 _WRITEBACK_STRETCH = 8 << 20
 # A large directory's sorted listing is cached once it has been unchanged this long.
@@ -244,6 +247,7 @@ class FilesystemStorage:
                 if pending_size >= _WRITE_BLOCK:
                     await self._run(temp.append, pending)
                     pending, pending_size = [], 0
+                del chunk  # written: not held while a stalled sender is awaited
 
             def finish() -> None:  # one thread hop: a small blob costs no more than this
                 temp.append(pending)

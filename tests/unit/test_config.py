@@ -142,3 +142,22 @@ def test_a_far_fetched_key_gets_no_suggestion(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_config(path)
     assert str(raised.value) == "zzzzzz: unknown configuration key"
+
+
+def test_connection_limits_and_timeouts_take_units_and_are_checked() -> None:
+    config = load_config(
+        None,
+        {"REGISTRY_HTTP_LIMITS_HEADER_BYTES": "32KiB", "REGISTRY_HTTP_TIMEOUTS_BODY": "2m"},
+    )
+    assert config.http.limits.header_bytes == 32 * 1024
+    assert config.http.timeouts.body == 120
+    assert config.http.timeouts.header == 30 and config.http.limits.connections == 4096
+    problems = {
+        "REGISTRY_HTTP_LIMITS_HEADER_BYTES": ("100", "http.limits.header_bytes: must be at least"),
+        "REGISTRY_HTTP_LIMITS_CONNECTIONS": ("0", "http.limits.connections: must be at least 8"),
+        "REGISTRY_HTTP_LIMITS_REQUEST_LINE": ("1MiB", "must not exceed http.limits.header_bytes"),
+        "REGISTRY_HTTP_TIMEOUTS_IDLE": ("0s", "http.timeouts.idle: must be positive"),
+    }
+    for variable, (value, message) in problems.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, {variable: value})

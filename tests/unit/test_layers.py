@@ -1,6 +1,6 @@
 """The import rules that keep the layers apart: HTTP -> service -> layout/Storage protocol ->
 drivers, data flowing one way. `app`, `wiring`, `server` and `cli` are the composition root
-and may import anything."""
+and may import anything (`connections` is the server's per-connection protocol)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ COMPOSITION = (
     "registry.app",
     "registry.wiring",
     "registry.server",
+    "registry.connections",
     "registry.cli",
     "registry.periodic",
 )
