@@ -84,6 +84,11 @@ _TYPED_ERRORS: dict[int, type[StorageError]] = {
 }
 
 
+# Errors that mean no object is at a path. A key too long for the filesystem names no
+# object either: reading it finds nothing (as on S3), writing it fails with KeyTooLong.
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
+
+
 def typed_error(exc: OSError, what: str) -> StorageError:
     """The storage error for a system error about `what` (for the operator's log)."""
     kind = _TYPED_ERRORS.get(exc.errno or 0, StorageError)
@@ -296,9 +301,9 @@ class FilesystemStorage:
         path = self.path_of(key)
         try:
             st = os.stat(path)  # a metadata lookup: cheaper than a thread hop
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(key) from None
         except OSError as exc:
+            if exc.errno in _ABSENT:
+                raise NotFound(key) from None
             raise typed_error(exc, key) from exc
         if not stat_mode.S_ISREG(st.st_mode):
             raise StorageError(f"{key}: not a regular file")
@@ -321,9 +326,9 @@ class FilesystemStorage:
 
         try:
             fd, size = await self._run(open_regular_file)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(key) from None
         except OSError as exc:
+            if exc.errno in _ABSENT:
+                raise NotFound(key) from None
             raise typed_error(exc, key) from exc
         return _OpenFile(key, fd, size)
 
@@ -377,9 +382,9 @@ class FilesystemStorage:
             data = _read_if_small(path)
             if data is None:
                 data = await self._run(path.read_bytes)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(key) from None
         except OSError as exc:
+            if exc.errno in _ABSENT:
+                raise NotFound(key) from None
             raise typed_error(exc, key) from exc
         return data, _content_version(data)
 
@@ -423,8 +428,10 @@ class FilesystemStorage:
         def remove() -> bool:
             try:
                 os.unlink(path)
-            except FileNotFoundError:
-                return False
+            except OSError as exc:
+                if exc.errno in _ABSENT:
+                    return False
+                raise
             self._prune(path.parent)
             return True
 
@@ -611,8 +618,10 @@ class _DirectoryListings:
         """The directory's entries in key order (see _scan)."""
         try:
             mtime = os.stat(directory).st_mtime_ns
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        except OSError as exc:
+            if exc.errno in _ABSENT:
+                return []
+            raise
         with self._lock:
             cached = self._cache.get(directory)
             if cached is not None and cached[0] == mtime:
