@@ -87,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, HtpasswdError) as exc:
         print(f"registry: configuration error: {exc}", file=sys.stderr)
         return 2
+    from registry.storage.protocol import StorageError
+    from registry.wiring import check_storage
+
+    try:  # so does an unusable storage root
+        check_storage(config)
+    except StorageError as exc:
+        print(f"registry: storage error: {exc}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=config.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

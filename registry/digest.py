@@ -9,6 +9,11 @@ from typing import Protocol
 
 _GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-9]{128}")}
+# The grammar sets no length; storage keys (a file name, an S3 key segment) hold 255 bytes.
+# Unregistered algorithms get the room of the longest registered digest (sha512: 128 hex).
+MAX_ALGORITHM_LENGTH = 32
+MAX_ENCODED_LENGTH = 128
+MAX_LENGTH = MAX_ALGORITHM_LENGTH + 1 + MAX_ENCODED_LENGTH
 
 
 class Hasher(Protocol):
@@ -28,10 +33,15 @@ class Digest:
 
     @classmethod
     def parse(cls, text: str) -> Digest:
-        """Parse a grammar-valid digest; registered algorithms must also have valid hex."""
+        """Parse a grammar-valid digest; registered algorithms must also have valid hex, and
+        others an algorithm and encoded part of at most 32 and 128 characters."""
+        if len(text) > MAX_LENGTH:
+            raise InvalidDigest(f"invalid digest {text[:80]!r}...: longer than {MAX_LENGTH}")
         if not _GRAMMAR.fullmatch(text):
             raise InvalidDigest(f"invalid digest {text!r}")
         algorithm, encoded = text.split(":", 1)
+        if len(algorithm) > MAX_ALGORITHM_LENGTH or len(encoded) > MAX_ENCODED_LENGTH:
+            raise InvalidDigest(f"invalid digest {text!r}: algorithm or encoded part too long")
         pattern = _ENCODED.get(algorithm)
         if pattern is not None and not pattern.fullmatch(encoded):
             raise InvalidDigest(f"invalid {algorithm} digest {text!r}")

@@ -7,7 +7,10 @@ indexes (the subject, for the referrers API). Unknown fields are always accepted
 from __future__ import annotations
 
 import json
+import re
+from array import array
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from registry.digest import Digest, InvalidDigest
@@ -29,6 +32,14 @@ REFUSED_TYPES = {
     ),
 }
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+# A manifest nests 4 levels deep (document, layers, descriptor, annotations); unknown fields
+# may add some. Deeper input would exhaust the parser's recursion, and huge numbers cost
+# quadratic time to convert (Python refuses ints over 4300 digits): both are refused first.
+MAX_JSON_DEPTH = 64
+MAX_NUMBER_LENGTH = 64  # characters; an int64 size has at most 19 digits
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")
 _NON_DISTRIBUTABLE_PREFIXES = (
     "application/vnd.oci.image.layer.nondistributable.",
     "application/vnd.docker.image.rootfs.foreign.",
@@ -66,10 +77,7 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     header_type = bare_media_type(content_type)
     if header_type in REFUSED_TYPES:
         raise ManifestInvalid(REFUSED_TYPES[header_type])
-    try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+    document = _parse_json(body)
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest must be a JSON object")
     if document.get("schemaVersion") != 2:
@@ -107,6 +115,44 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     if annotations is not None and not isinstance(annotations, dict):
         raise ManifestInvalid("annotations must be an object")
     return Manifest(media_type, tuple(blobs), tuple(children), subject, artifact_type, annotations)
+
+
+def _parse_json(body: bytes) -> Any:
+    depth = _nesting_depth(body)
+    if depth > MAX_JSON_DEPTH:
+        raise ManifestInvalid(f"manifest nests {depth} levels deep, more than {MAX_JSON_DEPTH}")
+    try:
+        return json.loads(
+            body,
+            parse_int=_bounded_number(int),
+            parse_float=_bounded_number(float),
+            parse_constant=_no_constant,
+        )
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ManifestInvalid(f"manifest is not valid JSON: {exc}") from None
+
+
+def _nesting_depth(body: bytes) -> int:
+    """How deep arrays and objects nest in a JSON text (strings skipped), in a few passes
+    of C code: +1 per opening and -1 per closing bracket, the largest running sum."""
+    brackets = _JSON_STRING.sub(b"", body).translate(_BRACKET_STEPS, _NOT_BRACKETS)
+    if not brackets:
+        return 0
+    return max(accumulate(array("b", brackets)))
+
+
+def _bounded_number(convert: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        if len(text) > MAX_NUMBER_LENGTH:
+            longer = f"longer than {MAX_NUMBER_LENGTH} characters"
+            raise ManifestInvalid(f"manifest has a number {longer}")
+        return convert(text)
+
+    return parse
+
+
+def _no_constant(name: str) -> Any:
+    raise ManifestInvalid(f"manifest is not valid JSON: {name} is not a JSON value")
 
 
 def _media_type(header_type: str | None, body_type: Any) -> str:

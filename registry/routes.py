@@ -11,6 +11,7 @@ authorizer and the handler see them.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,6 +29,7 @@ from registry.api.requests import registry_of
 from registry.errors import ErrorCode, RegistryError
 from registry.reference import is_valid_name
 
+log = logging.getLogger("registry")
 Handler = Callable[[Request], Awaitable[Response]]
 Requirement = Literal["none", "login", "pull", "push", "delete", "catalog"]
 
@@ -49,9 +51,11 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready or not, nothing more: anyone may ask, and why is for the operator's log."""
     problem = await registry_of(request).storage_problem()
     if problem is not None:
-        return JSONResponse({"status": "unavailable", "detail": problem}, status_code=503)
+        log.warning("not ready: %s", problem)
+        return JSONResponse({"status": "unavailable"}, status_code=503)
     return JSONResponse({"status": "ready"})
 
 

@@ -10,6 +10,7 @@ a repository that was never given it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -24,9 +25,14 @@ from registry.reference import is_valid_name, is_valid_tag
 from registry.storage import layout
 from registry.storage.protocol import (
     BytesLike,
+    KeyTooLong,
     NotFound,
+    OpenObject,
     Storage,
+    StorageDenied,
     StorageError,
+    StorageFull,
+    StorageReadOnly,
     SupportsCompose,
     SupportsIncompleteWritePurge,
     SupportsRedirect,
@@ -35,10 +41,14 @@ from registry.uploads import Session, Uploads, expected_length
 
 __all__ = [
     "BlobContent",
+    "KeyTooLong",
     "Page",
     "PushedManifest",
     "Registry",
-    "StorageError",  # any operation raises it when the storage cannot serve it
+    "StorageDenied",
+    "StorageError",  # any operation raises it (or a kind of it) when the storage cannot serve it
+    "StorageFull",
+    "StorageReadOnly",
     "StoredManifest",
     "UploadProgress",
 ]
@@ -75,17 +85,22 @@ class UploadProgress:
 
 @dataclass(frozen=True, slots=True)
 class BlobContent:
-    """A blob a repository may serve: its size, where clients may fetch it directly (when
-    redirects are on), and its bytes."""
+    """A blob a repository may serve: its size, and either where clients may fetch it
+    directly (when redirects are on) or its bytes, opened already."""
 
     digest: Digest
     size: int
     redirect_url: str | None
-    _storage: Storage
+    _content: OpenObject | None
 
     def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[BytesLike]:
-        """Bytes [start, end) of the blob."""
-        return self._storage.read(layout.blob(self.digest), start, end)
+        """Bytes [start, end) of the blob (once); the blob is closed afterwards."""
+        assert self._content is not None, "a redirected blob is not opened"
+        return self._content.read(start, end)
+
+    async def aclose(self) -> None:
+        if self._content is not None:
+            await self._content.aclose()
 
 
 def _encode_manifest(media_type: str, body: bytes) -> bytes:
@@ -165,13 +180,31 @@ class Registry:
     # -- blobs ---------------------------------------------------------------------------------
 
     async def open_blob(self, name: str, digest: Digest, *, redirect: bool = False) -> BlobContent:
-        """A blob this repository may serve (BLOB_UNKNOWN otherwise); with `redirect`, also a
-        presigned URL when the storage offers them and they are enabled."""
-        size = await self._blob_size(name, digest)
-        url = None
+        """A blob this repository may serve (BLOB_UNKNOWN otherwise), opened, so a blob that
+        cannot be read fails here and not halfway through a response; with `redirect`, a
+        presigned URL instead when the storage offers them and they are enabled."""
         if redirect and self.redirect_seconds and isinstance(self.storage, SupportsRedirect):
+            size = await self._blob_size(name, digest)
             url = await self.storage.presigned_url(layout.blob(digest), self.redirect_seconds)
-        return BlobContent(digest, size, url, self.storage)
+            return BlobContent(digest, size, url, None)
+        link, content = await asyncio.gather(
+            self.storage.stat(layout.blob_link(name, digest)),
+            self.storage.open(layout.blob(digest)),
+            return_exceptions=True,
+        )
+        if not isinstance(content, BaseException):
+            if not isinstance(link, BaseException):
+                return BlobContent(digest, content.size, None, content)
+            await content.aclose()
+        failure = link if isinstance(link, BaseException) else content
+        assert isinstance(failure, BaseException)
+        if isinstance(failure, NotFound):
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+        raise failure
+
+    async def blob_size(self, name: str, digest: Digest) -> int:
+        """The size of a blob this repository may serve (BLOB_UNKNOWN otherwise)."""
+        return await self._blob_size(name, digest)
 
     async def _blob_size(self, name: str, digest: Digest) -> int:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,12 +27,16 @@ from registry.periodic import every
 from registry.service import Registry
 from registry.storage import layout
 from registry.storage.filesystem import FilesystemStorage
-from registry.storage.protocol import Storage, StorageError
+from registry.storage.protocol import Storage, StorageError, SupportsTempFilePurge
 
 if TYPE_CHECKING:
     from registry.storage.s3 import S3Storage
 
 UPLOAD_PURGE_INTERVAL_SECONDS = 3600.0
+# A live write touches its temporary file every few seconds at most; one untouched for an
+# hour was left behind by a crash (or a write that failed before it could clean up).
+TEMP_FILE_MAX_AGE_SECONDS = 3600.0
+TEMP_FILE_PURGE_INTERVAL_SECONDS = 900.0
 log = logging.getLogger("registry")
 
 
@@ -46,10 +50,18 @@ class Services:
 
 
 def open_storage(config: Config) -> Storage:
+    """The configured driver; raises StorageError when local storage cannot be used (a
+    filesystem root that cannot be created or written). Remote storage is not contacted."""
     if config.storage.s3 is not None:
         return s3_storage(config.storage.s3)
     assert config.storage.filesystem is not None
     return FilesystemStorage(config.storage.filesystem.root, (layout.UPLOADS_PREFIX,))
+
+
+def check_storage(config: Config) -> None:
+    """Raise StorageError when the configured storage cannot be used at all (see
+    open_storage): a server checks this once before it starts serving."""
+    anyio.run(open_storage(config).aclose)
 
 
 def s3_storage(s3: S3Config) -> S3Storage:
@@ -83,9 +95,7 @@ def build(config: Config) -> Services:
     return Services(config, storage, registry, authorizer, token_service)
 
 
-def _authorization(
-    config: Config, registry: Registry
-) -> tuple[Authorizer, TokenService | None]:
+def _authorization(config: Config, registry: Registry) -> tuple[Authorizer, TokenService | None]:
     if config.auth.mode == "none":
         return OpenAuthorizer(), None
     users = HtpasswdUsers(config.auth.htpasswd.path)
@@ -109,6 +119,19 @@ def _authorization(
     return BearerAuthorizer(authority, basic), TokenService(authority, basic)
 
 
+def _temp_file_purge(storage: SupportsTempFilePurge) -> Callable[[], Awaitable[None]]:
+    async def purge() -> None:
+        try:
+            removed = await storage.purge_stale_temp_files(TEMP_FILE_MAX_AGE_SECONDS)
+        except StorageError as exc:  # e.g. the root is gone: readiness reports it
+            log.warning("removing stale temporary files failed: %s", exc)
+            return
+        if removed:
+            log.info("removed %d stale temporary files", removed)
+
+    return purge
+
+
 @contextlib.asynccontextmanager
 async def running(services: Services) -> AsyncIterator[None]:
     """The background jobs of a serving process, for as long as it serves; then the storage
@@ -128,6 +151,11 @@ async def running(services: Services) -> AsyncIterator[None]:
         async with anyio.create_task_group() as jobs:
             purging = "purging abandoned uploads"
             jobs.start_soon(every, UPLOAD_PURGE_INTERVAL_SECONDS, purging, purge_uploads)
+            storage = services.storage
+            if isinstance(storage, SupportsTempFilePurge):
+                removing = "removing stale temporary files"
+                job = _temp_file_purge(storage)
+                jobs.start_soon(every, TEMP_FILE_PURGE_INTERVAL_SECONDS, removing, job)
             trimming = "trimming the heap"
             jobs.start_soon(every, memory.TRIM_INTERVAL_SECONDS, trimming, memory.trim_in_thread)
             try:

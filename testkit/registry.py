@@ -46,10 +46,17 @@ def s3_environment(config: S3Config) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class FilesystemBackend:
+    """Stores below `data_dir/storage`, or at `at` when given (a mount the test made)."""
+
+    at: Path | None = None
     name = "filesystem"
 
     def root(self, data_dir: Path) -> Path:
-        return data_dir / "storage"
+        return self.at if self.at is not None else data_dir / "storage"
+
+    def temp_dir(self, data_dir: Path) -> Path:
+        """Where the driver keeps its in-flight writes."""
+        return self.root(data_dir) / _FS_TEMP_DIR
 
     def environment(self, data_dir: Path) -> dict[str, str]:
         return {"REGISTRY_STORAGE_FILESYSTEM_ROOT": str(self.root(data_dir))}

@@ -48,9 +48,10 @@ def _unsatisfiable(size: int) -> HttpError:
 
 
 async def get_blob(request: Request) -> Response:
+    """HEAD: the size; GET: the blob opened before the status line goes out, so one that
+    cannot be read is an error status rather than a 200 and a dropped connection."""
     digest = parse_digest_or(request.path_params["digest"], ErrorCode.BLOB_UNKNOWN)
-    head = request.method == "HEAD"
-    blob = await registry_of(request).open_blob(name_of(request), digest, redirect=not head)
+    registry, name = registry_of(request), name_of(request)
     headers = {
         "Content-Type": "application/octet-stream",
         "Docker-Content-Digest": str(digest),
@@ -58,11 +59,17 @@ async def get_blob(request: Request) -> Response:
         "ETag": f'"{digest}"',
         "Cache-Control": "max-age=31536000",
     }
-    if head:
-        return empty(200, headers | {"Content-Length": str(blob.size)})
+    if request.method == "HEAD":
+        size = await registry.blob_size(name, digest)
+        return empty(200, headers | {"Content-Length": str(size)})
+    blob = await registry.open_blob(name, digest, redirect=True)
     if blob.redirect_url is not None:
         return empty(307, {"Location": blob.redirect_url, "Docker-Content-Digest": str(digest)})
-    byte_range = parse_range(request.headers.get("range"), blob.size)
+    try:
+        byte_range = parse_range(request.headers.get("range"), blob.size)
+    except HttpError:
+        await blob.aclose()
+        raise
     if byte_range is None:
         headers["Content-Length"] = str(blob.size)
         return StreamingResponse(blob.read(), 200, headers)

@@ -3,7 +3,13 @@ errors, and the exception handlers of the app.
 
 The domain raises `RegistryError` and its typed subclasses without any HTTP in them; this
 module alone turns them into statuses, headers and OCI error bodies. Errors that only exist
-at the HTTP edge (an unknown route, an unsatisfiable byte range) are `HttpError`s.
+at the HTTP edge (an unknown route, an unsatisfiable byte range) are `HttpError`s. Storage
+failures (`StorageError` and its kinds) reach clients with a fixed message per kind; what the
+storage said (paths, system errors) goes to the log only.
+
+An error answered before the request body was read: the rest of the body is read and
+dropped (up to a limit) so the connection can serve the next request; otherwise the answer
+says `Connection: close` and the connection is closed after it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,13 @@ from registry.errors import (
     RegistryError,
     TooManyRequests,
     UploadOutOfOrder,
+)
+from registry.service import (
+    KeyTooLong,
+    StorageDenied,
+    StorageError,
+    StorageFull,
+    StorageReadOnly,
 )
 
 log = logging.getLogger("registry")
@@ -94,6 +107,23 @@ def error_response(error: RegistryError) -> Response:
     return JSONResponse({"errors": error.entries()}, status, headers)
 
 
+def storage_failure(exc: StorageError) -> HttpError:
+    """What a client learns of a storage failure: its kind, never the storage's own words."""
+    match exc:
+        case StorageFull():
+            # 507 Insufficient Storage: docker shows 5xx answers by their status line.
+            message = "the registry's storage is full; nothing was stored"
+            return HttpError(507, ErrorCode.UNAVAILABLE, message)
+        case StorageReadOnly():
+            return HttpError(503, ErrorCode.UNAVAILABLE, "the registry's storage is read-only")
+        case StorageDenied():
+            return HttpError(503, ErrorCode.UNAVAILABLE, "the registry's storage refused access")
+        case KeyTooLong():
+            message = "a name or digest in the request is too long for the registry's storage"
+            return HttpError(400, ErrorCode.DIGEST_INVALID, message)
+    return HttpError(503, ErrorCode.UNAVAILABLE, "storage is unavailable")
+
+
 async def _drained(request: Request) -> bool:
     """Read and drop what is left of a refused request's body; False when it is larger than
     DRAIN_LIMIT_BYTES (then the connection is closed instead)."""
@@ -113,12 +143,16 @@ async def _drained(request: Request) -> bool:
     return True
 
 
-async def on_registry_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RegistryError)
-    response = error_response(exc)
-    if not await _drained(request):
+async def _answer(request: Request, error: RegistryError) -> Response:
+    response = error_response(error)
+    if response.headers.get("connection") != "close" and not await _drained(request):
         response.headers["Connection"] = "close"
     return response
+
+
+async def on_registry_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RegistryError)
+    return await _answer(request, exc)
 
 
 async def on_unrouted(request: Request, exc: Exception) -> Response:
@@ -134,8 +168,10 @@ async def on_unrouted(request: Request, exc: Exception) -> Response:
 
 
 async def on_storage_error(request: Request, exc: Exception) -> Response:
-    log.error("storage failure on %s %s: %s", request.method, request.url.path, exc)
-    return error_response(RegistryError(ErrorCode.UNAVAILABLE, "storage is unavailable"))
+    assert isinstance(exc, StorageError)
+    kind = type(exc).__name__
+    log.error("storage failure on %s %s: %s: %s", request.method, request.url.path, kind, exc)
+    return await _answer(request, storage_failure(exc))
 
 
 async def on_disconnect(request: Request, exc: Exception) -> Response:
@@ -144,5 +180,9 @@ async def on_disconnect(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug. Starlette re-raises the exception after this answer, and uvicorn then closes
+    the connection: the answer says so."""
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(RegistryError(ErrorCode.UNKNOWN, "internal server error"))
+    response = error_response(RegistryError(ErrorCode.UNKNOWN, "internal server error"))
+    response.headers["Connection"] = "close"
+    return response

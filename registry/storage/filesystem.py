@@ -12,19 +12,29 @@ blob); a power loss may tear them, and their reader treats a torn one as gone.
 Small metadata reads and stats run on the event loop (from the page cache they take
 microseconds, less than a hop to a worker thread); everything that writes runs in a worker
 thread, one hop per operation where possible.
+
+System errors become typed storage errors (a full disk `StorageFull`, a read-only one
+`StorageReadOnly`, ...). Temporary files live in one directory below the root; one left
+behind by a crash is removed once it is older than any live write can be
+(`purge_stale_temp_files`). When the root is deleted and created again while we run, the
+temporary directory is created again too; the root itself never is (it may be a mount point
+that is not mounted right now).
 """
 
 from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import fcntl
 import hashlib
 import mmap
 import os
+import stat as stat_mode
 import threading
 import time
 import uuid
+import weakref
 from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
@@ -36,10 +46,15 @@ import anyio.to_thread
 
 from registry.storage.protocol import (
     BytesLike,
+    KeyTooLong,
     NotFound,
     ObjectInfo,
+    OpenObject,
     PreconditionFailed,
+    StorageDenied,
     StorageError,
+    StorageFull,
+    StorageReadOnly,
 )
 from registry.storage.writeback import start_writeback
 
@@ -59,7 +74,41 @@ _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: fault the pages in at
 # Metadata objects (tags, manifests, upload states) up to this size are read on the event loop:
 # from the page cache that takes microseconds, while a worker-thread hop costs more than the read.
 _INLINE_READ_LIMIT = 256 << 10
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 T = TypeVar("T")
+
+_TYPED_ERRORS: dict[int, type[StorageError]] = {
+    errno.ENOSPC: StorageFull,
+    errno.EDQUOT: StorageFull,
+    errno.EROFS: StorageReadOnly,
+    errno.EACCES: StorageDenied,
+    errno.EPERM: StorageDenied,
+    errno.ENAMETOOLONG: KeyTooLong,
+}
+
+
+# Errors that mean no object is at a path. A key too long for the filesystem names no
+# object either: reading it finds nothing (as on S3), writing it fails with KeyTooLong.
+_ABSENT = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG})
+
+
+def typed_error(exc: OSError, what: str) -> StorageError:
+    """The storage error for a system error about `what` (for the operator's log)."""
+    kind = _TYPED_ERRORS.get(exc.errno or 0, StorageError)
+    return kind(f"{what}: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def _translated(what: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise typed_error(exc, what) from exc
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _encode(component: str) -> str:
@@ -103,11 +152,14 @@ class FilesystemStorage:
     def __init__(
         self, root: str | os.PathLike[str], volatile_prefixes: tuple[str, ...] = ()
     ) -> None:
+        """Raises StorageError when the root cannot be created or written."""
         self.root = Path(root).resolve()
         self.volatile_prefixes = volatile_prefixes
         self._temp = self.root / _TEMP_DIR
-        self._temp.mkdir(parents=True, exist_ok=True)
         self._listing = _DirectoryListings()
+        with _translated(f"storage root {self.root}"):
+            self._temp.mkdir(parents=True, exist_ok=True)
+            self._probe()
 
     # -- key mapping -------------------------------------------------------------------------
 
@@ -125,6 +177,39 @@ class FilesystemStorage:
     def _temp_path(self) -> Path:
         return self._temp / uuid.uuid4().hex
 
+    def _restore_temp_dir(self) -> None:
+        """Create the temporary directory again after the root was emptied or re-created."""
+        if not self.root.is_dir():
+            raise StorageError(f"storage root {self.root} is missing")
+        self._temp.mkdir(exist_ok=True)
+
+    def _create_temp(self) -> tuple[Path, int]:
+        """A new temporary file, open for writing."""
+        path = self._temp_path()
+        try:
+            return path, os.open(path, _NEW_FILE, 0o666)
+        except FileNotFoundError:
+            self._restore_temp_dir()
+            return path, os.open(path, _NEW_FILE, 0o666)
+
+    def _probe(self) -> None:
+        """Raise (OSError, StorageError) unless a temporary file can be created."""
+        path, fd = self._create_temp()
+        os.close(fd)
+        os.unlink(path)
+
+    def _make_directory(self, directory: Path) -> None:
+        """Create directory with its missing parents below the root, never the root itself."""
+        if directory == self.root:
+            if not directory.is_dir():
+                raise StorageError(f"storage root {self.root} is missing")
+            return
+        try:
+            directory.mkdir(exist_ok=True)
+        except FileNotFoundError:
+            self._make_directory(directory.parent)
+            directory.mkdir(exist_ok=True)
+
     # -- helpers -------------------------------------------------------------------------------
 
     @staticmethod
@@ -140,7 +225,7 @@ class FilesystemStorage:
             for _ in range(10):
                 try:
                     # Inside the try: a concurrent delete may prune a parent just created.
-                    path.parent.mkdir(parents=True, exist_ok=True)
+                    self._make_directory(path.parent)
                     if replace:
                         os.replace(temp, path)
                     else:
@@ -175,19 +260,33 @@ class FilesystemStorage:
         return not key.startswith(self.volatile_prefixes)
 
     def _write_temp(self, data: bytes, durable: bool) -> Path:
-        temp = self._temp_path()
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
+        temp, fd = self._create_temp()
+        try:
+            try:
+                _write_all(fd, [data])
+                if durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+        except BaseException:
+            _remove(temp)  # a full disk must not leave half a file behind
+            raise
         return temp
+
+    def _store(self, data: bytes, path: Path, durable: bool, *, replace: bool = True) -> bool:
+        """Write data to a temporary file and install it at path (see _install)."""
+        temp = self._write_temp(data, durable)
+        try:
+            return self._install(temp, path, replace=replace)
+        except BaseException:
+            _remove(temp)
+            raise
 
     @contextlib.contextmanager
     def _locked(self, path: Path) -> Iterator[None]:
         for attempt in range(10):
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                self._make_directory(path.parent)
                 fd = os.open(path.parent, os.O_RDONLY)
                 break
             except FileNotFoundError:  # pruned by a concurrent delete in between
@@ -205,30 +304,46 @@ class FilesystemStorage:
         path = self.path_of(key)
         try:
             st = os.stat(path)  # a metadata lookup: cheaper than a thread hop
-        except FileNotFoundError:
-            raise NotFound(key) from None
+        except OSError as exc:
+            if exc.errno in _ABSENT:
+                raise NotFound(key) from None
+            raise typed_error(exc, key) from exc
+        if not stat_mode.S_ISREG(st.st_mode):
+            raise StorageError(f"{key}: not a regular file")
         version = f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
         return ObjectInfo(size=st.st_size, version=version, modified=st.st_mtime)
+
+    async def open(self, key: str) -> OpenObject:
+        path = self.path_of(key)
+
+        def open_regular_file() -> tuple[int, int]:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                st = os.fstat(fd)
+                if not stat_mode.S_ISREG(st.st_mode):
+                    raise StorageError(f"{key}: not a regular file")
+            except BaseException:
+                os.close(fd)
+                raise
+            return fd, st.st_size
+
+        try:
+            fd, size = await self._run(open_regular_file)
+        except OSError as exc:
+            if exc.errno in _ABSENT:
+                raise NotFound(key) from None
+            raise typed_error(exc, key) from exc
+        return _OpenFile(key, fd, size)
 
     async def read(
         self, key: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[BytesLike]:
-        path = self.path_of(key)
+        opened = await self.open(key)
         try:
-            f = await self._run(open, path, "rb", 0)
-        except FileNotFoundError:
-            raise NotFound(key) from None
-        try:
-            file_size = os.fstat(f.fileno()).st_size
-            stop = file_size if end is None else min(end, file_size)
-            position = start
-            while position < stop:
-                size = min(_READ_BLOCK, stop - position)
-                block = await self._run(_mapped, f.fileno(), position, size)
-                position += len(block)
+            async for block in opened.read(start, end):
                 yield block
         finally:
-            f.close()
+            await opened.aclose()
 
     async def write(
         self,
@@ -237,7 +352,7 @@ class FilesystemStorage:
         verify: Callable[[], None] | None = None,
     ) -> int:
         path, durable = self.path_of(key), self._durable(key)
-        temp = _TempFile(self._temp_path())
+        temp = _TempFile(self._create_temp)
         try:
             pending: list[BytesLike] = []
             pending_size = 0
@@ -254,11 +369,14 @@ class FilesystemStorage:
                 temp.close(durable)
                 if verify is not None:
                     verify()
+                assert temp.path is not None
                 self._install(temp.path, path)
 
             await self._run(finish)
-        except BaseException:
+        except BaseException as exc:
             temp.discard()
+            if isinstance(exc, OSError):
+                raise typed_error(exc, key) from exc
             raise
         return temp.size
 
@@ -268,13 +386,16 @@ class FilesystemStorage:
             data = _read_if_small(path)
             if data is None:
                 data = await self._run(path.read_bytes)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(key) from None
+        except OSError as exc:
+            if exc.errno in _ABSENT:
+                raise NotFound(key) from None
+            raise typed_error(exc, key) from exc
         return data, _content_version(data)
 
     async def put_bytes(self, key: str, data: bytes) -> str:
         path, durable = self.path_of(key), self._durable(key)
-        await self._run(lambda: self._install(self._write_temp(data, durable), path))
+        with _translated(key):
+            await self._run(self._store, data, path, durable)
         return _content_version(data)
 
     async def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -283,9 +404,10 @@ class FilesystemStorage:
         def create() -> bool:
             if path.exists():
                 return False
-            return self._install(self._write_temp(data, durable), path, replace=False)
+            return self._store(data, path, durable, replace=False)
 
-        return await self._run(create)
+        with _translated(key):
+            return await self._run(create)
 
     async def compare_and_swap(self, key: str, data: bytes, version: str) -> str:
         path, durable = self.path_of(key), self._durable(key)
@@ -298,10 +420,11 @@ class FilesystemStorage:
                     raise PreconditionFailed(key) from None
                 if _content_version(current) != version:
                     raise PreconditionFailed(key)
-                self._install(self._write_temp(data, durable), path)
+                self._store(data, path, durable)
             return _content_version(data)
 
-        return await self._run(swap)
+        with _translated(key):
+            return await self._run(swap)
 
     async def delete(self, key: str) -> bool:
         path = self.path_of(key)
@@ -309,12 +432,15 @@ class FilesystemStorage:
         def remove() -> bool:
             try:
                 os.unlink(path)
-            except FileNotFoundError:
-                return False
+            except OSError as exc:
+                if exc.errno in _ABSENT:
+                    return False
+                raise
             self._prune(path.parent)
             return True
 
-        return await self._run(remove)
+        with _translated(key):
+            return await self._run(remove)
 
     async def delete_if_version(self, key: str, version: str) -> bool:
         path = self.path_of(key)
@@ -331,12 +457,14 @@ class FilesystemStorage:
             self._prune(path.parent)
             return True
 
-        return await self._run(remove)
+        with _translated(key):
+            return await self._run(remove)
 
     async def list(
         self, prefix: str, start_after: str | None = None, limit: int | None = None
     ) -> list[str]:
-        return await self._run(self._list_sync, prefix, start_after, limit)
+        with _translated(prefix):
+            return await self._run(self._list_sync, prefix, start_after, limit)
 
     async def move(self, src: str, dst: str) -> None:
         source, target = self.path_of(src), self.path_of(dst)
@@ -357,7 +485,8 @@ class FilesystemStorage:
             self._install(source, target)
             self._prune(source.parent)
 
-        await self._run(rename)
+        with _translated(src):
+            await self._run(rename)
 
     compose_min_part_size = 0
 
@@ -375,6 +504,9 @@ class FilesystemStorage:
             try:
                 os.rename(paths[0], temp)
             except FileNotFoundError:
+                if paths[0].exists():  # the temporary directory is gone
+                    self._restore_temp_dir()
+                    return concatenate()
                 raise NotFound(sources[0]) from None
             try:
                 fd = os.open(temp, os.O_WRONLY | os.O_CLOEXEC)
@@ -387,21 +519,41 @@ class FilesystemStorage:
                     os.close(fd)
                 self._install(temp, target)
             except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(temp)
+                _remove(temp)
                 raise
 
-        await self._run(concatenate)
+        with _translated(destination):
+            await self._run(concatenate)
 
     async def ping(self) -> None:
-        def probe() -> None:
-            if not os.access(self._temp, os.W_OK):
-                raise StorageError(f"{self._temp} is not writable")
+        """Raises unless a new object could be written now."""
+        with _translated(f"storage root {self.root}"):
+            await self._run(self._probe)
 
-        try:
-            await self._run(probe)
-        except OSError as exc:
-            raise StorageError(str(exc)) from exc
+    async def purge_stale_temp_files(self, older_than_seconds: float) -> int:
+        """Remove temporary files not written to for older_than_seconds (left behind by a
+        crash or a killed worker); how many went. A live write touches its file far more
+        often than that, so it is never one of them."""
+
+        def purge() -> int:
+            cutoff = time.time() - older_than_seconds
+            removed = 0
+            try:
+                entries = os.scandir(self._temp)
+            except FileNotFoundError:  # the root is gone; ping reports it
+                return 0
+            with entries:
+                for entry in entries:
+                    try:
+                        if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                            os.unlink(entry.path)
+                            removed += 1
+                    except FileNotFoundError:  # finished (renamed into place) meanwhile
+                        continue
+            return removed
+
+        with _translated(str(self._temp)):
+            return await self._run(purge)
 
     async def aclose(self) -> None:
         return None
@@ -470,8 +622,10 @@ class _DirectoryListings:
         """The directory's entries in key order (see _scan)."""
         try:
             mtime = os.stat(directory).st_mtime_ns
-        except (FileNotFoundError, NotADirectoryError):
-            return []
+        except OSError as exc:
+            if exc.errno in _ABSENT:
+                return []
+            raise
         with self._lock:
             cached = self._cache.get(directory)
             if cached is not None and cached[0] == mtime:
@@ -558,17 +712,16 @@ def _append_file(fd: int, key: str, path: Path, written: int) -> int:
 class _TempFile:
     """A new file, created on the first append; written back early in stretches."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, create: Callable[[], tuple[Path, int]]) -> None:
+        self.path: Path | None = None
         self.size = 0
+        self._create = create
         self._fd: int | None = None
         self._flushed = 0
 
     def append(self, blocks: list[BytesLike]) -> None:
         if self._fd is None:
-            self._fd = os.open(
-                self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666
-            )
+            self.path, self._fd = self._create()
         _write_all(self._fd, blocks)
         self.size += sum(len(block) for block in blocks)
         if self.size - self._flushed >= _WRITEBACK_STRETCH:
@@ -592,8 +745,35 @@ class _TempFile:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        if self.path is not None:
+            _remove(self.path)
+
+
+class _OpenFile:
+    """A file opened for reading; its descriptor is closed after the read, by aclose, or
+    when the object is collected (a response that was never sent)."""
+
+    def __init__(self, key: str, fd: int, size: int) -> None:
+        self.key = key
+        self.size = size
+        self._fd = fd
+        self._close = weakref.finalize(self, os.close, fd)
+
+    async def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[BytesLike]:
+        try:
+            stop = self.size if end is None else min(end, self.size)
+            position = start
+            while position < stop:
+                size = min(_READ_BLOCK, stop - position)
+                with _translated(self.key):
+                    block = await anyio.to_thread.run_sync(_mapped, self._fd, position, size)
+                position += len(block)
+                yield block
+        finally:
+            self._close()
+
+    async def aclose(self) -> None:
+        self._close()
 
 
 def _write_all(fd: int, blocks: list[BytesLike]) -> None:

@@ -12,7 +12,27 @@ from typing import Protocol, runtime_checkable
 
 
 class StorageError(Exception):
-    """The storage backend failed or could not be reached."""
+    """The storage backend failed or could not be reached.
+
+    The message is for the operator's log (it may name paths and system errors), never for
+    clients: the HTTP layer answers with a fixed message per type."""
+
+
+class StorageFull(StorageError):
+    """No space or quota left (ENOSPC, EDQUOT; an S3 service's quota)."""
+
+
+class StorageReadOnly(StorageError):
+    """The storage refuses writes (EROFS)."""
+
+
+class StorageDenied(StorageError):
+    """The storage refuses access (EACCES, EPERM; S3 AccessDenied, bad credentials)."""
+
+
+class KeyTooLong(StorageError):
+    """A key longer than the storage accepts (ENAMETOOLONG; S3 KeyTooLongError): an object
+    at it cannot exist."""
 
 
 class NotFound(StorageError):
@@ -34,10 +54,30 @@ class ObjectInfo:
 BytesLike = bytes | memoryview
 
 
+class OpenObject(Protocol):
+    """An object opened for reading; its size is known from the moment it was opened."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[BytesLike]:
+        """Stream bytes [start, end) of the object (once); it is closed when the stream ends."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close it (again: a no-op), also when it was never read."""
+        ...
+
+
 @runtime_checkable
 class Storage(Protocol):
     async def stat(self, key: str) -> ObjectInfo:
         """Size and version of the object; raises NotFound."""
+        ...
+
+    async def open(self, key: str) -> OpenObject:
+        """Open the object for one read; raises NotFound (or another StorageError) now, not
+        when the first byte is read."""
         ...
 
     def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[BytesLike]:
@@ -124,6 +164,13 @@ class SupportsIncompleteWritePurge(Protocol):
     """Storage that can leave unfinished writes behind (S3 multipart uploads) and purge them."""
 
     async def purge_incomplete_writes(self, older_than_seconds: float) -> int: ...
+
+
+@runtime_checkable
+class SupportsTempFilePurge(Protocol):
+    """Storage that writes through temporary files of its own, which a crash leaves behind."""
+
+    async def purge_stale_temp_files(self, older_than_seconds: float) -> int: ...
 
 
 @runtime_checkable

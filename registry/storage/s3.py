@@ -25,10 +25,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from registry.storage.protocol import (
     BytesLike,
+    KeyTooLong,
     NotFound,
     ObjectInfo,
+    OpenObject,
     PreconditionFailed,
+    StorageDenied,
     StorageError,
+    StorageFull,
 )
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part, the last one excepted
@@ -38,6 +42,17 @@ _READ_BLOCK = 1 << 20
 _PARALLEL_COPIES = 8
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 _PRECONDITION = {"412", "PreconditionFailed", "ConditionalRequestConflict", "409"}
+# Error codes with a typed storage error of their own (AWS, MinIO, Ceph RGW, SeaweedFS).
+_TYPED_CODES: dict[str, type[StorageError]] = {
+    "KeyTooLongError": KeyTooLong,
+    "AccessDenied": StorageDenied,
+    "AllAccessDisabled": StorageDenied,
+    "InvalidAccessKeyId": StorageDenied,
+    "SignatureDoesNotMatch": StorageDenied,
+    "QuotaExceeded": StorageFull,
+    "XMinioStorageFull": StorageFull,
+    "XMinioAdminBucketQuotaExceeded": StorageFull,
+}
 
 
 @contextlib.contextmanager
@@ -54,7 +69,8 @@ def _translate(key: str) -> Iterator[None]:
         if code in _PRECONDITION or status in ("412", "409"):
             raise PreconditionFailed(key) from None
         message = f"S3 error on {key!r}: {code or status} {error.get('Message', '')}"
-        raise StorageError(message) from None
+        kind = _TYPED_CODES.get(code, StorageDenied if status == "403" else StorageError)
+        raise kind(message) from None
     except (BotoCoreError, aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise StorageError(f"S3 unreachable on {key!r}: {exc}") from None
 
@@ -134,6 +150,9 @@ class S3Storage:
             version=head["ETag"],
             modified=head["LastModified"].timestamp(),
         )
+
+    async def open(self, key: str) -> OpenObject:
+        return _S3Object(self, key, (await self.stat(key)).size)
 
     async def read(
         self, key: str, start: int = 0, end: int | None = None
@@ -366,6 +385,21 @@ class S3Storage:
                 return aborted
             arguments["KeyMarker"] = page["NextKeyMarker"]
             arguments["UploadIdMarker"] = page["NextUploadIdMarker"]
+
+
+class _S3Object:
+    """An object whose size was read; its bytes are fetched when read (S3 holds no handle)."""
+
+    def __init__(self, storage: S3Storage, key: str, size: int) -> None:
+        self.size = size
+        self._storage, self._key = storage, key
+
+    def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[BytesLike]:
+        whole = end is None or end >= self.size
+        return self._storage.read(self._key, start, None if whole else end)
+
+    async def aclose(self) -> None:
+        return None
 
 
 _Range = tuple[dict[str, str], int, int]  # (CopySource, first byte, last byte)

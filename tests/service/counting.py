@@ -17,7 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from registry.storage.protocol import BytesLike, ObjectInfo, Storage
+from registry.storage.protocol import BytesLike, ObjectInfo, OpenObject, Storage
 
 T = TypeVar("T")
 SETTLE_YIELDS = 20  # far more than the nesting of tasks that start storage calls together
@@ -59,13 +59,23 @@ class CountingStorage:
     async def stat(self, key: str) -> ObjectInfo:
         return await self._counted("stat", key, lambda: self.inner.stat(key))
 
+    async def open(self, key: str) -> OpenObject:
+        opened = await self._counted("open", key, lambda: self.inner.open(key))
+        return _CountedObject(self, key, opened)
+
     async def read(
         self, key: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[BytesLike]:
+        async for block in self._counted_read(key, self.inner.read(key, start, end)):
+            yield block
+
+    async def _counted_read(
+        self, key: str, blocks: AsyncIterator[BytesLike]
     ) -> AsyncIterator[BytesLike]:
         depth = self._finished_depth + 1
         await _settle()
         try:
-            async for block in self.inner.read(key, start, end):
+            async for block in blocks:
                 yield block
         finally:
             self.calls.append(Call("read", key, depth))
@@ -115,6 +125,21 @@ class CountingStorage:
 
     async def ping(self) -> None:
         await self._counted("ping", "", self.inner.ping)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _CountedObject:
+    def __init__(self, storage: CountingStorage, key: str, inner: OpenObject) -> None:
+        self.storage, self.key, self.inner = storage, key, inner
+
+    @property
+    def size(self) -> int:
+        return self.inner.size
+
+    def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[BytesLike]:
+        return self.storage._counted_read(self.key, self.inner.read(start, end))
 
     async def aclose(self) -> None:
         await self.inner.aclose()

@@ -15,7 +15,7 @@ import pytest
 
 from registry.config import S3Config
 from registry.storage.filesystem import FilesystemStorage
-from registry.storage.protocol import NotFound, PreconditionFailed, Storage
+from registry.storage.protocol import KeyTooLong, NotFound, PreconditionFailed, Storage
 from registry.wiring import s3_storage
 from testkit.registry import S3Backend
 
@@ -66,6 +66,38 @@ async def test_write_then_read_stat_and_ranges(storage: Storage) -> None:
     assert await read_all(storage, "blobs/x", 2, 5) == b"llo"
     info = await storage.stat("blobs/x")
     assert info.size == 11 and info.modified > 0
+
+
+async def test_open_knows_the_size_before_the_first_byte_and_reads_once(storage: Storage) -> None:
+    await storage.write("blobs/opened", chunks(b"hello ", b"world"))
+    whole = await storage.open("blobs/opened")
+    assert whole.size == 11
+    assert b"".join([block async for block in whole.read()]) == b"hello world"
+    await whole.aclose()  # again, after the read closed it: harmless
+    ranged = await storage.open("blobs/opened")
+    assert b"".join([block async for block in ranged.read(2, 5)]) == b"llo"
+    unread = await storage.open("blobs/opened")
+    await unread.aclose()
+    with pytest.raises(NotFound):
+        await storage.open("blobs/absent")
+
+
+async def test_a_key_too_long_for_the_storage_holds_nothing_and_cannot_be_written(
+    storage: Storage,
+) -> None:
+    key = "blobs/" + "k" * 5000  # over every filesystem's path limit and S3's key limit
+    with pytest.raises(NotFound):
+        await storage.stat(key)
+    with pytest.raises(NotFound):
+        await storage.get_bytes(key)
+    with pytest.raises(NotFound):
+        await storage.open(key)
+    with pytest.raises(KeyTooLong):
+        await storage.put_bytes(key, b"x")
+    with pytest.raises(KeyTooLong):
+        await storage.write(key, chunks(b"x"))
+    assert await storage.delete(key) is False
+    assert await storage.list("blobs/") == []
 
 
 async def test_missing_keys_raise_not_found(storage: Storage) -> None:
