@@ -57,7 +57,6 @@ def create_app(config: Config) -> Starlette:
             HTTPException: errors.on_unrouted,
             StorageError: errors.on_storage_error,
             ClientDisconnect: errors.on_disconnect,
-            Exception: errors.on_unexpected,
         },
     )
     app.state.registry = services.registry
@@ -66,6 +65,7 @@ def create_app(config: Config) -> Starlette:
     router = app.router
     assert isinstance(router, Router)
     router.redirect_slashes = False
+    app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(RawPathRouting)
     app.add_middleware(ApiVersionHeader)
     return app
