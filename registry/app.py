@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry import wiring
 from registry.api import errors
+from registry.api.forwarded import ForwardedHeaders, TrustedProxies
 from registry.config import Config
 from registry.errors import RegistryError
 from registry.routes import RawPathRouting, build_routes
@@ -68,4 +69,7 @@ def create_app(config: Config) -> Starlette:
     app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(RawPathRouting)
     app.add_middleware(ApiVersionHeader)
+    if config.http.trusted_proxies:
+        proxies = TrustedProxies(config.http.trusted_proxies)
+        app.add_middleware(ForwardedHeaders, proxies=proxies)
     return app

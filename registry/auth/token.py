@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from starlette.requests import Request
 
+from registry.api.forwarded import origin
 from registry.auth.authorizer import ANONYMOUS, Identity, Scope
 from registry.auth.basic import BasicAuthorizer, client_address, log_malformed
 from registry.auth.credentials import MalformedCredentials, clip, loggable, parse_authorization
@@ -165,8 +166,7 @@ class BearerAuthorizer:
 
     def realm(self, request: Request) -> str:
         settings = self.authority.settings
-        base = settings.external_url or str(request.base_url)
-        return settings.realm or base.rstrip("/") + "/token"
+        return settings.realm or (settings.external_url or origin(request)).rstrip("/") + "/token"
 
     def _challenge(
         self, request: Request, needed: list[Scope], error: str | None, message: str

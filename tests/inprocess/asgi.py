@@ -45,6 +45,8 @@ async def call(
         (k.lower().encode(), v if isinstance(v, bytes) else v.encode("latin-1"))
         for k, v in (headers or {}).items()
     ]
+    if not any(name == b"host" for name, _ in header_list):
+        header_list.insert(0, (b"host", b"registry.test"))
     if body and "content-length" not in {k.lower() for k in (headers or {})}:
         header_list.append((b"content-length", str(len(body)).encode()))
     scope = {
@@ -57,7 +59,7 @@ async def call(
         "raw_path": raw_path.encode("latin-1"),
         "root_path": "",
         "query_string": query.encode("latin-1"),
-        "headers": [(b"host", b"registry.test"), *header_list],
+        "headers": header_list,
         "client": client,
         "server": ("127.0.0.1", 5000),
         "state": {},
