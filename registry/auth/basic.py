@@ -80,22 +80,22 @@ class BasicAuthorizer:
     async def check(self, source: str, user: str, password: str) -> Identity:
         """The identity of a user whose password is right (401/429 otherwise); `user` and
         `password` have passed `credentials.check_user`/`check_password`."""
-        wait = self.failed_logins.retry_after(source, user)
-        if wait:
-            raise TooManyRequests(
-                f"too many failed logins for this user from {source}; retry in {wait} s", wait
-            )
-        credential = await anyio.to_thread.run_sync(self.users.verify, user, password)
-        if credential is None:
-            lockout = self.failed_logins.record_failure(source, user)
-            log.warning(
-                "failed login for user %s from %s%s",
-                loggable(user),
-                source,
-                f"; locked out for {lockout:g} s" if lockout else "",
-            )
-            raise self.challenge("invalid username or password")
-        self.failed_logins.record_success(source, user)
+        async with self.failed_logins.turn(source, user):
+            wait = self.failed_logins.retry_after(source, user)
+            if wait:
+                message = f"too many failed logins for this user from {source}; retry in {wait} s"
+                raise TooManyRequests(message, wait)
+            credential = await anyio.to_thread.run_sync(self.users.verify, user, password)
+            if credential is None:
+                lockout = self.failed_logins.record_failure(source, user)
+                log.warning(
+                    "failed login for user %s from %s%s",
+                    loggable(user),
+                    source,
+                    f"; locked out for {lockout:g} s" if lockout else "",
+                )
+                raise self.challenge("invalid username or password")
+            self.failed_logins.record_success(source, user)
         return Identity(user, credential)
 
     async def authorize(
