@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry import wiring
 from registry.api import errors
+from registry.api.forwarded import ForwardedHeaders, TrustedProxies
 from registry.config import Config
 from registry.errors import RegistryError
 from registry.routes import RawPathRouting, build_routes
@@ -57,7 +58,6 @@ def create_app(config: Config) -> Starlette:
             HTTPException: errors.on_unrouted,
             StorageError: errors.on_storage_error,
             ClientDisconnect: errors.on_disconnect,
-            Exception: errors.on_unexpected,
         },
     )
     app.state.registry = services.registry
@@ -66,6 +66,10 @@ def create_app(config: Config) -> Starlette:
     router = app.router
     assert isinstance(router, Router)
     router.redirect_slashes = False
+    app.add_middleware(errors.UnexpectedErrors)
     app.add_middleware(RawPathRouting)
     app.add_middleware(ApiVersionHeader)
+    if config.http.trusted_proxies:
+        proxies = TrustedProxies(config.http.trusted_proxies)
+        app.add_middleware(ForwardedHeaders, proxies=proxies)
     return app

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import types
 import typing
 from collections.abc import Mapping
@@ -75,6 +76,9 @@ class HttpConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     limits: HttpLimits = field(default_factory=HttpLimits)
     timeouts: HttpTimeouts = field(default_factory=HttpTimeouts)
+    # Proxies (addresses or CIDRs) whose X-Forwarded-For / -Proto / -Host and Forwarded
+    # headers are believed; from every other peer they are ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:
@@ -254,6 +258,13 @@ def _validated(config: Config) -> Config:
         path = getattr(tls, key)
         if path and not Path(path).is_file():
             raise ConfigError(f"http.tls.{key}: no such file {path}")
+    for index, proxy in enumerate(config.http.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"http.trusted_proxies[{index}]: not an IP address or network: {proxy!r}"
+            ) from None
     if config.auth.mode not in AUTH_MODES:
         raise ConfigError(f"auth.mode: must be one of {', '.join(AUTH_MODES)}")
     if config.auth.mode != "none" and not config.auth.htpasswd.path:
@@ -400,6 +411,8 @@ def _value(hint: Any, value: Any, key: str) -> Any:
     if section is not None:
         return _build(section, value, key)
     if typing.get_origin(hint) is tuple:  # tuple[X, ...]: a YAML list
+        if isinstance(value, _EnvValue):  # a list of strings from one variable: a,b,c
+            value = [item.strip() for item in value.split(",") if item.strip()]
         if not isinstance(value, list):
             raise ConfigError(f"{key}: expected a list")
         item = typing.get_args(hint)[0]

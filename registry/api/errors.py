@@ -15,11 +15,14 @@ says `Connection: close` and the connection is closed after it.
 from __future__ import annotations
 
 import logging
+import traceback
 
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from registry.auth.credentials import clip
 from registry.errors import (
     AuthenticationRequired,
     ErrorCode,
@@ -59,6 +62,10 @@ STATUS: dict[ErrorCode, int] = {
 # A refused request body is read and dropped up to this size, so a client still sending can
 # read our answer; a larger one gets its connection closed instead.
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+# What an error may write to the log: a request's path, an exception's message, a line of a
+# traceback are cut at this many characters (they may carry anything a client sent).
+MAX_LOGGED_CHARS = 300
+MAX_TRACEBACK_LINES = 120
 
 
 class HttpError(RegistryError):
@@ -167,22 +174,63 @@ async def on_unrouted(request: Request, exc: Exception) -> Response:
     return error_response(error)
 
 
+def _request_line(scope: Scope) -> str:
+    return f"{scope.get('method', '?')} {clip(scope.get('path', '?'), MAX_LOGGED_CHARS)}"
+
+
+def bounded_traceback(exc: BaseException) -> str:
+    """The traceback of exc with every line cut at MAX_LOGGED_CHARS and at most
+    MAX_TRACEBACK_LINES lines (the innermost kept): exception messages can hold a whole
+    request header."""
+    lines = "".join(traceback.format_exception(exc)).splitlines()
+    if len(lines) > MAX_TRACEBACK_LINES:
+        left_out = len(lines) - MAX_TRACEBACK_LINES
+        lines = [lines[0], f"  ... ({left_out} lines left out)", *lines[-MAX_TRACEBACK_LINES:]]
+    return "\n".join(clip(line, MAX_LOGGED_CHARS) for line in lines)
+
+
 async def on_storage_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StorageError)
     kind = type(exc).__name__
-    log.error("storage failure on %s %s: %s: %s", request.method, request.url.path, kind, exc)
+    message = clip(str(exc), MAX_LOGGED_CHARS)
+    log.error("storage failure on %s: %s: %s", _request_line(request.scope), kind, message)
     return await _answer(request, storage_failure(exc))
 
 
 async def on_disconnect(request: Request, exc: Exception) -> Response:
-    log.info("client disconnected during %s %s", request.method, request.url.path)
+    log.info("client disconnected during %s", _request_line(request.scope))
     return Response(status_code=400)
 
 
-async def on_unexpected(request: Request, exc: Exception) -> Response:
-    """A bug. Starlette re-raises the exception after this answer, and uvicorn then closes
-    the connection: the answer says so."""
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
-    response = error_response(RegistryError(ErrorCode.UNKNOWN, "internal server error"))
-    response.headers["Connection"] = "close"
-    return response
+class ResponseAborted(Exception):
+    """An unexpected error after the response had started (logged already): the server
+    can only drop the connection."""
+
+
+class UnexpectedErrors:
+    """The last resort: any exception no handler turned into a response is logged once,
+    bounded (never the request's headers, whatever the exception says), and answered with
+    `500 UNKNOWN`; nothing reaches the server's own traceback logging."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            log.error("unexpected error on %s\n%s", _request_line(scope), bounded_traceback(exc))
+            if started:
+                raise ResponseAborted("response aborted (the error is logged above)") from None
+            response = error_response(RegistryError(ErrorCode.UNKNOWN, "internal server error"))
+            await response(scope, receive, send)

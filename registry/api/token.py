@@ -17,6 +17,13 @@ from registry.api.errors import HttpError
 from registry.api.requests import read_bounded
 from registry.auth.authorizer import Scope
 from registry.auth.basic import client_address
+from registry.auth.credentials import (
+    MAX_AUTHORIZATION_CHARS,
+    MalformedCredentials,
+    check_password,
+    check_user,
+    loggable,
+)
 from registry.auth.scopes import parse_scopes
 from registry.auth.token_service import (
     BasicCredentials,
@@ -29,7 +36,8 @@ from registry.auth.token_service import (
 )
 from registry.errors import ErrorCode
 
-MAX_FORM_BYTES = 64 * 1024
+MAX_FORM_BYTES = 64 * 1024  # also the longest query string of GET /token
+MAX_REFRESH_TOKEN_CHARS = MAX_AUTHORIZATION_CHARS
 
 
 def _service(request: Request) -> TokenService:
@@ -60,6 +68,9 @@ def _scopes(values: list[str]) -> list[Scope]:
 async def get_token(request: Request) -> Response:
     service = _service(request)
     try:
+        if len(request.scope["query_string"]) > MAX_FORM_BYTES:
+            message = f"query string longer than {MAX_FORM_BYTES} bytes"
+            raise TokenRequestInvalid("invalid_request", message)
         scopes = _scopes(request.query_params.getlist("scope"))
     except TokenRequestInvalid as invalid:
         return _invalid(invalid)
@@ -95,10 +106,21 @@ def _grant(form: dict[str, str]) -> Grant:
 
     grant_type = required("grant_type")
     if grant_type == "password":
-        return PasswordGrant(required("username"), required("password"))
+        username, password = required("username"), required("password")
+        try:
+            check_user(username)
+            check_password(password)
+        except MalformedCredentials as problem:
+            raise TokenRequestInvalid("invalid_request", str(problem)) from None
+        return PasswordGrant(username, password)
     if grant_type == "refresh_token":
-        return RefreshGrant(required("refresh_token"))
-    raise TokenRequestInvalid("unsupported_grant_type", f"unsupported grant_type {grant_type!r}")
+        refresh_token = required("refresh_token")
+        if len(refresh_token) > MAX_REFRESH_TOKEN_CHARS:
+            message = f"refresh_token longer than {MAX_REFRESH_TOKEN_CHARS} characters"
+            raise TokenRequestInvalid("invalid_request", message)
+        return RefreshGrant(refresh_token)
+    message = f"unsupported grant_type {loggable(grant_type)}"
+    raise TokenRequestInvalid("unsupported_grant_type", message)
 
 
 async def post_token(request: Request) -> Response:

@@ -5,7 +5,7 @@ Routes declare what they need (`routes.py`); handlers never look at users themse
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from starlette.requests import Request
@@ -26,6 +26,9 @@ class Scope:
 @dataclass(frozen=True, slots=True)
 class Identity:
     user: str | None  # None: anonymous
+    # The fingerprint of the htpasswd entry a password was checked against, which refresh
+    # tokens are bound to; None for anonymous callers and identities taken from a token.
+    credential: str | None = field(default=None, compare=False)
 
     @property
     def anonymous(self) -> bool:

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import re
+
 from registry.auth.authorizer import Scope
+from registry.auth.credentials import loggable
+
+MAX_SCOPES = 256
+# type[(class)]:name:action[,action...]; a name is printable ASCII (it may hold `:`, as in
+# `host:5000/app`), never quotes, backslashes or spaces (scopes are echoed in challenges).
+_SCOPE = re.compile(
+    r"(?P<type>[a-z0-9]+)(?:\([a-z0-9]+\))?:(?P<name>[!#-\[\]-~]{1,512}):"
+    r"(?P<actions>(?:\*|[a-z]+)(?:,(?:\*|[a-z]+))*,?)"
+)
 
 
 def parse_scopes(values: list[str]) -> list[Scope]:
     """The scopes in the (repeated, space-separated) `scope` values; ValueError names the
-    first item that is not `type:name:action[,action...]`."""
+    first item that is not `type:name:action[,action...]`, or says there are too many."""
     scopes: list[Scope] = []
     for value in values:
         for item in value.split():
-            kind, _, rest = item.partition(":")
-            name, _, actions = rest.rpartition(":")
-            kind = kind.split("(", 1)[0]  # a resource class, `repository(plugin)`, is ignored
-            wanted = tuple(sorted({action for action in actions.split(",") if action}))
-            if not (kind and name and wanted):
-                raise ValueError(f"malformed scope {item!r}: expected type:name:actions")
-            scopes.append(Scope(kind, name, wanted))
+            match = _SCOPE.fullmatch(item)
+            if match is None:
+                raise ValueError(f"malformed scope {loggable(item)}: expected type:name:actions")
+            if len(scopes) == MAX_SCOPES:
+                raise ValueError(f"more than {MAX_SCOPES} scopes")
+            wanted = tuple(sorted({a for a in match["actions"].split(",") if a}))
+            scopes.append(Scope(match["type"], match["name"], wanted))
     return scopes
 
 

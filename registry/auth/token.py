@@ -20,8 +20,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from starlette.requests import Request
 
+from registry.api.forwarded import origin
 from registry.auth.authorizer import ANONYMOUS, Identity, Scope
-from registry.auth.basic import BasicAuthorizer
+from registry.auth.basic import BasicAuthorizer, client_address, log_malformed
+from registry.auth.credentials import MalformedCredentials, clip, loggable, parse_authorization
 from registry.auth.keys import SharedKey, SigningKey, load_or_create
 from registry.auth.scopes import covers, from_claim, to_claim
 from registry.auth.trust import IssuerKeys
@@ -30,6 +32,8 @@ from registry.errors import AuthenticationRequired
 
 LEEWAY_SECONDS = 60
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
+# The claim of a refresh token binding it to the htpasswd entry its user logged in with.
+CREDENTIAL_CLAIM = "htpasswd_entry"
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,9 @@ class TokenAuthority:
         token = jwt.encode(claims, key.private, key.algorithm, headers=self._headers)
         return token, now
 
-    async def issue_refresh_token(self, subject: str) -> str:
+    async def issue_refresh_token(self, subject: str, credential: str) -> str:
+        """A refresh token for `subject`, valid while its htpasswd entry keeps the
+        fingerprint `credential` (see `htpasswd.entry_fingerprint`)."""
         key = await self.key()
         now = int(time.time())
         claims = {
@@ -101,6 +107,7 @@ class TokenAuthority:
             "iat": now,
             "exp": now + REFRESH_TOKEN_SECONDS,
             "jti": secrets.token_hex(16),
+            CREDENTIAL_CLAIM: credential,
         }
         return jwt.encode(claims, key.private, key.algorithm, headers=self._headers)
 
@@ -108,18 +115,23 @@ class TokenAuthority:
         """The claims of a valid token, ours or a trusted issuer's (never a refresh token of
         another issuer); raises jwt.InvalidTokenError otherwise."""
         issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+        if not isinstance(issuer, str):
+            raise jwt.InvalidIssuerError("the token names no issuer")
         if issuer == self.settings.issuer:
             key = await self.key()
             public: Any = key.public
             algorithm = key.algorithm
         elif issuer in self._trusted and not refresh:
             kid = jwt.get_unverified_header(token).get("kid")
+            if kid is not None and not isinstance(kid, str):
+                raise jwt.InvalidTokenError("the token's kid is not a string")
             try:
                 public, algorithm = await self._trusted[issuer].key(kid)
             except (OSError, ValueError, jwt.PyJWKClientError) as exc:
-                raise jwt.InvalidTokenError(f"no usable key of issuer {issuer!r}: {exc}") from None
+                message = f"no usable key of issuer {loggable(issuer)}: {exc}"
+                raise jwt.InvalidTokenError(message) from None
         else:
-            raise jwt.InvalidIssuerError(f"untrusted issuer {issuer!r}")
+            raise jwt.InvalidIssuerError(f"untrusted issuer {loggable(issuer)}")
         audience = self.settings.service + ("#refresh" if refresh else "")
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -154,8 +166,7 @@ class BearerAuthorizer:
 
     def realm(self, request: Request) -> str:
         settings = self.authority.settings
-        base = settings.external_url or str(request.base_url)
-        return settings.realm or base.rstrip("/") + "/token"
+        return settings.realm or (settings.external_url or origin(request)).rstrip("/") + "/token"
 
     def _challenge(
         self, request: Request, needed: list[Scope], error: str | None, message: str
@@ -175,15 +186,21 @@ class BearerAuthorizer:
     async def authorize(
         self, request: Request, needed: list[Scope], *, login: bool = False
     ) -> Identity:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "basic" and token.strip():
+        try:
+            header = parse_authorization(request.headers.get("authorization", ""))
+        except MalformedCredentials as problem:
+            log_malformed(problem, client_address(request))
+            message = f"malformed credentials: {problem}"
+            raise self._challenge(request, needed, "invalid_request", message) from None
+        if header is not None and header.scheme == "basic":
             return await self.basic.authorize(request, needed, login=login)
-        if scheme.lower() != "bearer" or not token.strip():
+        if header is None or header.scheme != "bearer":
             raise self._challenge(request, needed, None, "authentication required")
         try:
-            claims = await self.authority.verify(token.strip())
+            claims = await self.authority.verify(header.value)
         except jwt.InvalidTokenError as exc:
-            raise self._challenge(request, needed, "invalid_token", str(exc)) from None
+            message = f"invalid token: {clip(str(exc), 200)}"
+            raise self._challenge(request, needed, "invalid_token", message) from None
         granted = from_claim(claims.get("access"))
         if not all(covers(granted, access) for access in needed):
             raise self._challenge(

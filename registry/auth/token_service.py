@@ -7,15 +7,18 @@ a malformed request is a `TokenRequestInvalid` carrying its RFC 6749 (section 5.
 
 from __future__ import annotations
 
+import hmac
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import anyio.to_thread
 import jwt
 
-from registry.auth.authorizer import ANONYMOUS, Identity, Scope
+from registry.auth.authorizer import Identity, Scope
 from registry.auth.basic import BasicAuthorizer
-from registry.auth.token import TokenAuthority
+from registry.auth.credentials import clip
+from registry.auth.token import CREDENTIAL_CLAIM, TokenAuthority
 
 
 class TokenRequestInvalid(ValueError):
@@ -76,8 +79,10 @@ class TokenService:
         }
         if request.oauth:
             document["scope"] = " ".join(str(scope) for scope in granted)
-        if request.offline and not identity.anonymous:
-            document["refresh_token"] = await self._authority.issue_refresh_token(subject)
+        if request.offline and identity.credential is not None:
+            document["refresh_token"] = await self._authority.issue_refresh_token(
+                subject, identity.credential
+            )
         return document
 
     async def _identify(self, request: TokenRequest) -> Identity:
@@ -87,12 +92,25 @@ class TokenService:
             case PasswordGrant(username, password):
                 return await self._basic.check(request.source, username, password)
             case RefreshGrant(refresh_token):
-                try:
-                    claims = await self._authority.verify(refresh_token, refresh=True)
-                except jwt.InvalidTokenError as exc:
-                    raise self._basic.challenge(f"invalid refresh token: {exc}") from None
-                subject = claims.get("sub")
-                return Identity(str(subject)) if subject else ANONYMOUS
+                return await self._refreshed(refresh_token)
+
+    async def _refreshed(self, refresh_token: str) -> Identity:
+        """The user of a valid refresh token whose htpasswd entry is still the one it was
+        issued for: removing the user or changing the password revokes their refresh tokens."""
+        try:
+            claims = await self._authority.verify(refresh_token, refresh=True)
+        except jwt.InvalidTokenError as exc:
+            message = f"invalid refresh token: {clip(str(exc), 200)}"
+            raise self._basic.challenge(message) from None
+        subject, bound = claims.get("sub"), claims.get(CREDENTIAL_CLAIM)
+        if not isinstance(subject, str) or not subject or not isinstance(bound, str):
+            raise self._basic.challenge("invalid refresh token: no user or credential claim")
+        current = await anyio.to_thread.run_sync(self._basic.users.fingerprint, subject)
+        if current is None or not hmac.compare_digest(current.encode(), bound.encode()):
+            raise self._basic.challenge(
+                "refresh token revoked: the user was removed or the password changed"
+            )
+        return Identity(subject, current)
 
     async def jwks(self) -> dict[str, Any]:
         """Our verification key as a JWK Set, for other verifiers."""

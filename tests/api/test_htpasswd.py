@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from registry.auth.login_limits import FREE_FAILURES
 from testkit.oci import error_codes, image_manifest, push_blob, put_manifest
 from testkit.registry import RunningRegistry, run_registry
 
@@ -119,11 +122,34 @@ def test_non_bcrypt_entries_stop_the_registry_at_start(tmp_path: Path) -> None:
     ]
 
 
-def test_repeated_failed_logins_are_rate_limited_per_source(tmp_path: Path) -> None:
-    add_user(tmp_path / "htpasswd", "alice", PASSWORD)
-    with run_registry(tmp_path, htpasswd_env(tmp_path / "htpasswd")) as server:
-        for _ in range(10):
-            assert httpx.get(server.url + "/v2/", auth=("alice", "guess")).status_code == 401
-        limited = httpx.get(server.url + "/v2/", auth=("alice", PASSWORD))
+def test_failed_logins_lock_out_only_that_user_from_that_address_with_a_growing_backoff(
+    tmp_path: Path,
+) -> None:
+    """Behind one proxy every user shares an address: bob's correct password still works
+    while alice's guesses lock alice out, and each further guess locks her out longer."""
+    htpasswd = tmp_path / "htpasswd"
+    add_user(htpasswd, "alice", PASSWORD)
+    add_user(htpasswd, "bob", "bobs password")
+    with run_registry(tmp_path, htpasswd_env(htpasswd)) as server:
+        root = server.url + "/v2/"
+        for _ in range(FREE_FAILURES):
+            assert httpx.get(root, auth=("alice", "guess")).status_code == 401
+        limited = httpx.get(root, auth=("alice", PASSWORD))
         assert limited.status_code == 429 and error_codes(limited) == ["TOOMANYREQUESTS"]
-        assert 1 <= int(limited.headers["retry-after"]) <= 61
+        first_wait = int(limited.headers["retry-after"])
+        assert first_wait == 1
+        for _ in range(3):
+            assert httpx.get(root, auth=("bob", "bobs password")).status_code == 200
+            assert httpx.get(root, auth=("bob", "typo")).status_code == 401
+        time.sleep(first_wait)
+        assert httpx.get(root, auth=("alice", "guess")).status_code == 401
+        limited = httpx.get(root, auth=("alice", PASSWORD))
+        assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 2
+        lockouts = re.findall(
+            r"failed login for user 'alice' from [^;\n]+; locked out for (\d+) s", server.log()
+        )
+        assert lockouts == ["1", "2"]
+        time.sleep(2)
+        assert httpx.get(root, auth=("alice", PASSWORD)).status_code == 200
+        assert httpx.get(root, auth=("alice", "guess")).status_code == 401  # counted from 0 again
+        assert httpx.get(root, auth=("alice", PASSWORD)).status_code == 200

@@ -8,6 +8,7 @@ shutdown only show on the wire and are tested over real sockets elsewhere.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -33,12 +34,19 @@ async def call(
     app: ASGIApp,
     method: str,
     target: str,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str | bytes] | None = None,
     body: bytes = b"",
+    client: tuple[str, int] = ("127.0.0.1", 40000),
 ) -> AsgiResponse:
-    """`method target` (a raw path with an optional query) with headers and a body."""
+    """`method target` (a raw path with an optional query) with headers and a body, from
+    the TCP peer `client`."""
     raw_path, _, query = target.partition("?")
-    header_list = [(k.lower().encode(), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    header_list = [
+        (k.lower().encode(), v if isinstance(v, bytes) else v.encode("latin-1"))
+        for k, v in (headers or {}).items()
+    ]
+    if not any(name == b"host" for name, _ in header_list):
+        header_list.insert(0, (b"host", b"registry.test"))
     if body and "content-length" not in {k.lower() for k in (headers or {})}:
         header_list.append((b"content-length", str(len(body)).encode()))
     scope = {
@@ -51,8 +59,8 @@ async def call(
         "raw_path": raw_path.encode("latin-1"),
         "root_path": "",
         "query_string": query.encode("latin-1"),
-        "headers": [(b"host", b"registry.test"), *header_list],
-        "client": ("127.0.0.1", 40000),
+        "headers": header_list,
+        "client": client,
         "server": ("127.0.0.1", 5000),
         "state": {},
     }

@@ -10,6 +10,7 @@ import pytest
 from starlette.applications import Starlette
 
 from registry.auth.htpasswd import add_user
+from registry.auth.login_limits import FREE_FAILURES
 from registry.manifest import MAX_MANIFEST_BYTES
 from tests.inprocess.asgi import call
 from tests.inprocess.conftest import app_on
@@ -56,9 +57,12 @@ async def test_a_range_beyond_the_blob_is_416_with_its_size(app: Starlette) -> N
     assert response.status == 416 and response.headers["content-range"] == "bytes */10"
 
 
-async def test_basic_auth_challenges_then_limits_failed_logins(tmp_path: Path) -> None:
+async def test_basic_auth_challenges_then_locks_out_the_user_failing_from_that_address(
+    tmp_path: Path,
+) -> None:
     htpasswd = tmp_path / "htpasswd"
     add_user(htpasswd, "alice", "secret")
+    add_user(htpasswd, "bob", "bobs secret")
     app = app_on(
         tmp_path / "storage",
         REGISTRY_AUTH_MODE="htpasswd",
@@ -68,7 +72,13 @@ async def test_basic_auth_challenges_then_limits_failed_logins(tmp_path: Path) -
     assert anonymous.status == 401 and anonymous.codes() == ["UNAUTHORIZED"]
     assert anonymous.headers["www-authenticate"] == 'Basic realm="registry", charset="UTF-8"'
     wrong = {"authorization": "Basic " + base64.b64encode(b"alice:wrong").decode()}
-    statuses = [(await call(app, "GET", "/v2/", wrong)).status for _ in range(11)]
-    assert statuses == [401] * 10 + [429]
-    limited = await call(app, "GET", "/v2/", wrong)
-    assert limited.codes() == ["TOOMANYREQUESTS"] and int(limited.headers["retry-after"]) > 0
+    statuses = [(await call(app, "GET", "/v2/", wrong)).status for _ in range(FREE_FAILURES + 1)]
+    assert statuses == [401] * FREE_FAILURES + [429]
+    right = {"authorization": "Basic " + base64.b64encode(b"alice:secret").decode()}
+    limited = await call(app, "GET", "/v2/", right)
+    assert limited.status == 429 and limited.codes() == ["TOOMANYREQUESTS"]
+    assert int(limited.headers["retry-after"]) == 1
+    bob = {"authorization": "Basic " + base64.b64encode(b"bob:bobs secret").decode()}
+    assert (await call(app, "GET", "/v2/", bob)).status == 200
+    elsewhere = await call(app, "GET", "/v2/", right, client=("127.0.0.2", 40000))
+    assert elsewhere.status == 200
