@@ -89,6 +89,13 @@ def _read_if_small(path: Path) -> bytes | None:
         return f.read()
 
 
+def _same_directory(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def _content_version(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
@@ -163,9 +170,16 @@ class FilesystemStorage:
         """
         while directory.parent != self.root and self.root in directory.parents:
             try:
+                fd = os.open(directory, os.O_RDONLY)
+            except OSError:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # not while a writer holds it (see _locked)
                 directory.rmdir()
             except OSError:
                 return
+            finally:
+                os.close(fd)
             directory = directory.parent
 
     def _durable(self, key: str) -> bool:
@@ -182,16 +196,22 @@ class FilesystemStorage:
 
     @contextlib.contextmanager
     def _locked(self, path: Path) -> Iterator[None]:
-        for attempt in range(10):
+        """Hold the lock of path's directory. Every replacement or removal of a file takes it
+        (plain writes and deletes too), so a conditional operation reads, compares and changes
+        the file as one step, also against other processes on the same root."""
+        for _ in range(10):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(path.parent, os.O_RDONLY)
-                break
             except FileNotFoundError:  # pruned by a concurrent delete in between
-                if attempt == 9:
-                    raise
-        try:
+                continue
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_directory(fd, path.parent):
+                break
+            os.close(fd)  # pruned (and maybe made again) before we held the lock
+        else:
+            raise StorageError(f"could not lock the directory of {path}")
+        try:
             yield
         finally:
             os.close(fd)
@@ -270,7 +290,13 @@ class FilesystemStorage:
 
     async def put_bytes(self, key: str, data: bytes) -> str:
         path, durable = self.path_of(key), self._durable(key)
-        await self._run(lambda: self._install(self._write_temp(data, durable), path))
+
+        def put() -> None:
+            temp = self._write_temp(data, durable)
+            with self._locked(path):
+                self._install(temp, path)
+
+        await self._run(put)
         return _content_version(data)
 
     async def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -303,11 +329,15 @@ class FilesystemStorage:
         path = self.path_of(key)
 
         def remove() -> bool:
+            if not path.exists():
+                return False
             try:
-                os.unlink(path)
+                with self._locked(path):
+                    os.unlink(path)
             except FileNotFoundError:
                 return False
-            self._prune(path.parent)
+            finally:
+                self._prune(path.parent)
             return True
 
         return await self._run(remove)
