@@ -22,6 +22,7 @@ from registry.errors import ErrorCode, RegistryError
 from registry.manifest_cache import ManifestCache
 from registry.manifest_store import ManifestStore, Referrer, TagState, decode_record, encode_record
 from registry.reference import is_valid_name, is_valid_tag
+from registry.referrers import DEFAULT_PAGE_BYTES, ReferrersPage, referrers_page
 from registry.storage import layout
 from registry.storage.protocol import (
     BytesLike,
@@ -38,6 +39,7 @@ __all__ = [
     "BlobContent",
     "Page",
     "PushedManifest",
+    "ReferrersPage",
     "Registry",
     "StorageError",  # any operation raises it when the storage cannot serve it
     "StoredManifest",
@@ -100,11 +102,17 @@ def _progress(session: Session) -> UploadProgress:
 
 class Registry:
     def __init__(
-        self, storage: Storage, *, delete_enabled: bool = True, redirect_seconds: int = 0
+        self,
+        storage: Storage,
+        *,
+        delete_enabled: bool = True,
+        redirect_seconds: int = 0,
+        referrers_page_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> None:
         self.storage = storage
         self.delete_enabled = delete_enabled
         self.redirect_seconds = redirect_seconds
+        self.referrers_page_bytes = referrers_page_bytes
         self.uploads = Uploads(storage)
         self.manifest_store = ManifestStore(storage)
         # Chunks of at least this size are joined inside the storage, without a copy through us.
@@ -372,23 +380,13 @@ class Registry:
         return Page(tags[:n], len(tags) > n)
 
     async def list_referrers(
-        self, name: str, subject: Digest, artifact_type: str | None
-    ) -> list[dict[str, Any]]:
-        async def descriptor_at(key: str) -> dict[str, Any] | None:
-            try:
-                data, _ = await self.storage.get_bytes(key)
-            except NotFound:  # deleted since it was listed
-                return None
-            descriptor: dict[str, Any] = json.loads(data)
-            return descriptor
-
-        keys = await self.storage.list(layout.referrers_prefix(name, subject))
-        return [
-            descriptor
-            for descriptor in await map_bounded(descriptor_at, keys)
-            if descriptor is not None
-            and (artifact_type is None or descriptor.get("artifactType") == artifact_type)
-        ]
+        self, name: str, subject: Digest, artifact_type: str | None, cursor: str | None = None
+    ) -> ReferrersPage:
+        """A page of the descriptors of manifests whose subject is `subject`, after `cursor`
+        (from the previous page), bounded in bytes (see referrers.py)."""
+        return await referrers_page(
+            self.storage, name, subject, artifact_type, cursor, self.referrers_page_bytes
+        )
 
     def _check_delete_enabled(self) -> None:
         if not self.delete_enabled:
