@@ -180,6 +180,8 @@ class ManifestStore:
         if not intact:  # a delete of this manifest ran since we wrote it: write it again
             await self.storage.put_bytes(key, record)
             await self._put_referrer(name, digest, referrer)
+            # Once more after the manifest: a delete that removed the manifest read the
+            # entry's version before that, so it can no longer drop this one.
             await self.storage.put_bytes(reverse, _nonce())
 
     async def _put_referrer(self, name: str, digest: Digest, referrer: Referrer | None) -> None:

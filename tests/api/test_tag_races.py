@@ -4,8 +4,8 @@ and on two replicas sharing one storage; after every round the tags must be cons
 The invariants (docs/tags.md): a listed tag resolves, by tag and by the digest it names; and
 each tag's target has a reverse entry, so deleting every manifest by digest leaves no tag.
 Each round starts from a random state, fires a random mix of operations at once (released
-together by a barrier) and checks. TAG_RACE_ROUNDS overrides the number of rounds (for
-long runs; the default keeps each backend to a few seconds).
+together by a barrier) and checks. A run stops after TAG_RACE_ROUNDS rounds (40) or
+TAG_RACE_SECONDS (6; about 40 rounds on the filesystem, 15 on S3); raise both for long runs.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import pytest
 from testkit.oci import digest_of, image_manifest, put_manifest
 from testkit.registry import Backend, RunningRegistry, run_registry
 
-ROUNDS = int(os.environ.get("TAG_RACE_ROUNDS", "25"))
-TIME_LIMIT_SECONDS = float(os.environ.get("TAG_RACE_SECONDS", "20"))
+ROUNDS = int(os.environ.get("TAG_RACE_ROUNDS", "40"))
+TIME_LIMIT_SECONDS = float(os.environ.get("TAG_RACE_SECONDS", "6"))
 TAGS = ("latest", "stable")
 MANIFESTS = 3
 OPERATIONS_PER_ROUND = (3, 5)
