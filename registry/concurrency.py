@@ -8,6 +8,8 @@ from typing import TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
+A = TypeVar("A")
+B = TypeVar("B")
 
 # Per request: S3 connections are pooled (64 per process), and a manifest may name thousands
 # of blobs.
@@ -38,3 +40,9 @@ async def map_bounded(
 
     await all_of(*(worker() for _ in range(min(limit, len(items)))))
     return cast(list[R], results)
+
+
+async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """all_of for two awaitables of different types."""
+    a, b = await all_of(first, second)
+    return cast(A, a), cast(B, b)

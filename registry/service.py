@@ -18,10 +18,12 @@ from typing import Any
 
 from registry import manifest as mf
 from registry.concurrency import all_of, map_bounded
-from registry.digest import Digest, InvalidDigest, new_hasher
+from registry.digest import Digest, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.manifest_cache import ManifestCache
+from registry.manifest_store import ManifestStore, Referrer, TagState, decode_record, encode_record
 from registry.reference import is_valid_name, is_valid_tag
+from registry.referrers import DEFAULT_PAGE_BYTES, ReferrersPage, referrers_page
 from registry.storage import layout
 from registry.storage.protocol import (
     BytesLike,
@@ -44,6 +46,7 @@ __all__ = [
     "KeyTooLong",
     "Page",
     "PushedManifest",
+    "ReferrersPage",
     "Registry",
     "StorageDenied",
     "StorageError",  # any operation raises it (or a kind of it) when the storage cannot serve it
@@ -103,13 +106,9 @@ class BlobContent:
             await self._content.aclose()
 
 
-def _encode_manifest(media_type: str, body: bytes) -> bytes:
-    return media_type.encode() + b"\n" + body
-
-
 def _decode_manifest(digest: Digest, stored: bytes) -> StoredManifest:
-    media_type, _, body = stored.partition(b"\n")
-    return StoredManifest(digest, media_type.decode(), body)
+    media_type, body = decode_record(stored)
+    return StoredManifest(digest, media_type, body)
 
 
 def _progress(session: Session) -> UploadProgress:
@@ -118,12 +117,19 @@ def _progress(session: Session) -> UploadProgress:
 
 class Registry:
     def __init__(
-        self, storage: Storage, *, delete_enabled: bool = True, redirect_seconds: int = 0
+        self,
+        storage: Storage,
+        *,
+        delete_enabled: bool = True,
+        redirect_seconds: int = 0,
+        referrers_page_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> None:
         self.storage = storage
         self.delete_enabled = delete_enabled
         self.redirect_seconds = redirect_seconds
+        self.referrers_page_bytes = referrers_page_bytes
         self.uploads = Uploads(storage)
+        self.manifest_store = ManifestStore(storage)
         # Chunks of at least this size are joined inside the storage, without a copy through us.
         self.chunk_min_length = (
             storage.compose_min_part_size or None if isinstance(storage, SupportsCompose) else None
@@ -304,33 +310,27 @@ class Registry:
 
     # -- manifests -------------------------------------------------------------------------------
 
-    async def _tag_target(self, name: str, tag: str) -> Digest:
-        try:
-            data, _ = await self.storage.get_bytes(layout.tag(name, tag))
-            return Digest.parse(data.decode())
-        except (NotFound, InvalidDigest, UnicodeDecodeError):
-            raise _manifest_unknown(tag) from None
-
-    async def _tag_target_or_none(self, name: str, tag: str | None) -> Digest | None:
-        if tag is None:
-            return None
-        try:
-            return await self._tag_target(name, tag)
-        except RegistryError:
-            return None
+    async def _tag_state(self, name: str, tag: str | None) -> TagState | None:
+        return None if tag is None else await self.manifest_store.read_tag(name, tag)
 
     async def get_manifest(self, name: str, reference: str | Digest) -> StoredManifest:
+        tag_state = None
         if isinstance(reference, Digest):
             digest = reference
         else:
-            digest = await self._tag_target(name, reference)
+            tag_state = await self.manifest_store.read_tag(name, reference)
+            if tag_state is None or tag_state.digest is None:
+                raise _manifest_unknown(reference)
+            digest = tag_state.digest
             cached = self._manifests.get(name, digest)  # a tag names it: it exists
             if cached is not None:
                 return cached
         try:
-            stored, _ = await self.storage.get_bytes(layout.manifest(name, digest))
+            stored = await self.manifest_store.read(name, digest)
         except NotFound:
             self._manifests.discard(name, digest)
+            if isinstance(reference, str) and tag_state is not None:
+                await self.manifest_store.drop_dangling_tag(name, reference, tag_state)
             raise _manifest_unknown(reference) from None
         manifest = _decode_manifest(digest, stored)
         self._manifests.put(name, digest, manifest, len(manifest.body))
@@ -352,25 +352,17 @@ class Registry:
         _, _, previous = await all_of(
             self._check_references(name, parsed),
             self._ensure_repository(name),
-            self._tag_target_or_none(name, tag),
+            self._tag_state(name, tag),
         )
-        # The reverse tag index (which a delete by digest follows to the tag) may precede the
-        # manifest: an entry whose tag points elsewhere is ignored. The referrer entry names
-        # the manifest, so it follows it; the tag comes last.
-        stored = self.storage.put_bytes(
-            layout.manifest(name, digest), _encode_manifest(parsed.media_type, body)
-        )
-        if tag is None:
-            await stored
-        else:
-            await all_of(stored, self.storage.put_bytes(layout.tagged(name, digest, tag), b""))
+        referrer = None
         if parsed.subject is not None:
             descriptor = json.dumps(_referrer_descriptor(parsed, digest, len(body))).encode()
-            await self.storage.put_bytes(layout.referrer(name, parsed.subject, digest), descriptor)
-        if tag is not None:
-            await self.storage.put_bytes(layout.tag(name, tag), str(digest).encode())
-            if previous is not None and previous != digest:
-                await self.storage.delete(layout.tagged(name, previous, tag))
+            referrer = Referrer(parsed.subject, descriptor)
+        # The write order, and why it holds up against concurrent deletes: manifest_store.py.
+        record = encode_record(parsed.media_type, body)
+        await self.manifest_store.store(
+            name, digest, record, tag=tag, previous=previous, referrer=referrer
+        )
         return PushedManifest(digest, parsed.subject)
 
     async def _check_references(self, name: str, parsed: mf.Manifest) -> None:
@@ -394,7 +386,7 @@ class Registry:
 
     async def _manifest_size(self, name: str, digest: Digest) -> int | None:
         try:
-            stored, _ = await self.storage.get_bytes(layout.manifest(name, digest))
+            stored = await self.manifest_store.read(name, digest)
         except NotFound:
             return None
         return len(_decode_manifest(digest, stored).body)
@@ -403,45 +395,12 @@ class Registry:
         """By tag: untag. By digest: the manifest, every tag on it and its referrer entry."""
         self._check_delete_enabled()
         if isinstance(reference, str):
-            await self._untag(name, reference)
-            return
-        stored = await self.get_manifest(name, reference)
-        await self._untag_all(name, reference)
-        try:
-            parsed = mf.parse_manifest(stored.body, stored.media_type)
-        except mf.ManifestInvalid:
-            parsed = None
-        if parsed is not None and parsed.subject is not None:
-            await self.storage.delete(layout.referrer(name, parsed.subject, reference))
-        self._manifests.discard(name, reference)
-        await self.storage.delete(layout.manifest(name, reference))
-
-    async def _untag(self, name: str, tag: str) -> None:
-        try:
-            data, version = await self.storage.get_bytes(layout.tag(name, tag))
-        except NotFound:
-            raise _manifest_unknown(tag) from None
-        await self.storage.delete_if_version(layout.tag(name, tag), version)
-        try:
-            digest = Digest.parse(data.decode())
-        except (InvalidDigest, UnicodeDecodeError):
-            return
-        await self.storage.delete(layout.tagged(name, digest, tag))
-
-    async def _untag_all(self, name: str, digest: Digest) -> None:
-        prefix = layout.tagged_prefix(name, digest)
-
-        async def untag(key: str) -> None:
-            tag = key[len(prefix) :]
-            try:
-                data, version = await self.storage.get_bytes(layout.tag(name, tag))
-                if data.decode() == str(digest):
-                    await self.storage.delete_if_version(layout.tag(name, tag), version)
-            except NotFound:
-                pass
-            await self.storage.delete(key)
-
-        await map_bounded(untag, await self.storage.list(prefix))
+            found = await self.manifest_store.untag(name, reference)
+        else:
+            found = await self.manifest_store.delete(name, reference)
+            self._manifests.discard(name, reference)
+        if not found:
+            raise _manifest_unknown(reference)
 
     # -- tags and referrers ----------------------------------------------------------------------
 
@@ -454,23 +413,13 @@ class Registry:
         return Page(tags[:n], len(tags) > n)
 
     async def list_referrers(
-        self, name: str, subject: Digest, artifact_type: str | None
-    ) -> list[dict[str, Any]]:
-        async def descriptor_at(key: str) -> dict[str, Any] | None:
-            try:
-                data, _ = await self.storage.get_bytes(key)
-            except NotFound:  # deleted since it was listed
-                return None
-            descriptor: dict[str, Any] = json.loads(data)
-            return descriptor
-
-        keys = await self.storage.list(layout.referrers_prefix(name, subject))
-        return [
-            descriptor
-            for descriptor in await map_bounded(descriptor_at, keys)
-            if descriptor is not None
-            and (artifact_type is None or descriptor.get("artifactType") == artifact_type)
-        ]
+        self, name: str, subject: Digest, artifact_type: str | None, cursor: str | None = None
+    ) -> ReferrersPage:
+        """A page of the descriptors of manifests whose subject is `subject`, after `cursor`
+        (from the previous page), bounded in bytes (see referrers.py)."""
+        return await referrers_page(
+            self.storage, name, subject, artifact_type, cursor, self.referrers_page_bytes
+        )
 
     def _check_delete_enabled(self) -> None:
         if not self.delete_enabled:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+from urllib.parse import urlencode
+
 from starlette.requests import Request
 from starlette.responses import Response
 
+from registry.api.errors import HttpError
 from registry.api.requests import (
     may_pull,
     name_of,
@@ -16,6 +21,13 @@ from registry.api.requests import (
 from registry.api.responses import json_response
 from registry.errors import ErrorCode
 from registry.manifest import OCI_INDEX
+
+# A page of referrers continues after a key segment like `sha256-<hex>`.
+_REFERRERS_CURSOR = re.compile(r"[A-Za-z0-9+._=-]{1,300}")
+_INDEX_HEAD = (
+    json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX}, separators=(",", ":"))[:-1]
+    + ',"manifests":['
+).encode()
 
 
 async def list_tags(request: Request) -> Response:
@@ -38,11 +50,22 @@ async def catalog(request: Request) -> Response:
 
 
 async def referrers(request: Request) -> Response:
+    """One page of the referrers index; `Link` names the next page (with the same filter)."""
+    name = name_of(request)
     subject = parse_digest_or(request.path_params["digest"], ErrorCode.DIGEST_INVALID)
     artifact_type = request.query_params.get("artifactType") or None
-    descriptors = await registry_of(request).list_referrers(
-        name_of(request), subject, artifact_type
-    )
+    cursor = request.query_params.get("last") or None
+    if cursor is not None and not _REFERRERS_CURSOR.fullmatch(cursor):
+        raise HttpError(400, ErrorCode.UNSUPPORTED, f"invalid last {cursor!r}")
+    page = await registry_of(request).list_referrers(name, subject, artifact_type, cursor)
     headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
-    return json_response(index, headers, media_type=OCI_INDEX)
+    if page.cursor is not None:
+        query = {"last": page.cursor, **({"artifactType": artifact_type} if artifact_type else {})}
+        headers["Link"] = f'</v2/{name}/referrers/{subject}?{urlencode(query)}>; rel="next"'
+    # The stored descriptors go out as they are (no decoding and encoding again), joined in
+    # one copy.
+    parts = [_INDEX_HEAD]
+    for index, descriptor in enumerate(page.descriptors):
+        parts += [b",", descriptor] if index else [descriptor]
+    parts.append(b"]}")
+    return Response(b"".join(parts), 200, headers, media_type=OCI_INDEX)

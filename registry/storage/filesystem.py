@@ -141,6 +141,13 @@ def _read_if_small(path: Path) -> bytes | None:
         return f.read()
 
 
+def _same_directory(fd: int, path: Path) -> bool:
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def _content_version(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
@@ -251,9 +258,16 @@ class FilesystemStorage:
         """
         while directory.parent != self.root and self.root in directory.parents:
             try:
+                fd = os.open(directory, os.O_RDONLY)
+            except OSError:
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # not while a writer holds it (see _locked)
                 directory.rmdir()
             except OSError:
                 return
+            finally:
+                os.close(fd)
             directory = directory.parent
 
     def _durable(self, key: str) -> bool:
@@ -284,16 +298,22 @@ class FilesystemStorage:
 
     @contextlib.contextmanager
     def _locked(self, path: Path) -> Iterator[None]:
-        for attempt in range(10):
+        """Hold the lock of path's directory. Every replacement or removal of a file takes it
+        (plain writes and deletes too), so a conditional operation reads, compares and changes
+        the file as one step, also against other processes on the same root."""
+        for _ in range(10):
             try:
                 self._make_directory(path.parent)
                 fd = os.open(path.parent, os.O_RDONLY)
-                break
             except FileNotFoundError:  # pruned by a concurrent delete in between
-                if attempt == 9:
-                    raise
-        try:
+                continue
             fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_directory(fd, path.parent):
+                break
+            os.close(fd)  # pruned (and maybe made again) before we held the lock
+        else:
+            raise StorageError(f"could not lock the directory of {path}")
+        try:
             yield
         finally:
             os.close(fd)
@@ -394,8 +414,18 @@ class FilesystemStorage:
 
     async def put_bytes(self, key: str, data: bytes) -> str:
         path, durable = self.path_of(key), self._durable(key)
+
+        def put() -> None:
+            temp = self._write_temp(data, durable)
+            try:
+                with self._locked(path):
+                    self._install(temp, path)
+            except BaseException:
+                _remove(temp)
+                raise
+
         with _translated(key):
-            await self._run(self._store, data, path, durable)
+            await self._run(put)
         return _content_version(data)
 
     async def put_if_absent(self, key: str, data: bytes) -> bool:
@@ -430,13 +460,17 @@ class FilesystemStorage:
         path = self.path_of(key)
 
         def remove() -> bool:
+            if not path.exists():
+                return False
             try:
-                os.unlink(path)
+                with self._locked(path):
+                    os.unlink(path)
             except OSError as exc:
                 if exc.errno in _ABSENT:
                     return False
                 raise
-            self._prune(path.parent)
+            finally:
+                self._prune(path.parent)
             return True
 
         with _translated(key):

@@ -3,8 +3,11 @@
     blobs/<alg>/<hex>                                   blob content: global, write-once, shared
     repositories/<name>/_blobs/<alg>/<hex>              link: this repository may serve that blob
     repositories/<name>/_manifests/<alg>/<hex>          "<media type>\\n" + manifest bytes verbatim
+                                                        (while being deleted: "~deleting <nonce>\\n"
+                                                        before that; see manifest_store.py)
     repositories/<name>/_tags/<tag>                     the digest the tag points at
     repositories/<name>/_tagged/<alg>/<hex>/<tag>       reverse index: tags once set to a digest
+                                                        (a nonce: each write is a new version)
     repositories/<name>/_referrers/<subject alg>-<hex>/<referrer alg>-<hex>
                                                         descriptor (JSON) of a referrer
     catalog/<name, "/" and digits shifted: see below>   marker: the repository exists
@@ -38,6 +41,7 @@ every blob then stays a plain object at its content address: reads, redirects an
 collection need no indirection.
 
 The reverse tag index may hold stale entries (the tag moved on); readers check the tag itself.
+How tags, reverse entries and manifests change together: docs/tags.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The registry service in this process, on a counting wrapper of each storage driver."""
+"""The registry service in this process, on each storage driver: plain, or wrapped to count
+round trips (counting.py) or to stop an operation at a chosen call (gates.py)."""
 
 from __future__ import annotations
 
@@ -22,19 +23,25 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(params=["filesystem", pytest.param("s3", marks=pytest.mark.s3)])
-async def counting(
+async def driver(
     request: pytest.FixtureRequest, tmp_path: Path, anyio_backend: str
-) -> AsyncIterator[CountingStorage]:
-    driver: Storage
+) -> AsyncIterator[Storage]:
+    """A storage driver of its own: a fresh directory, or a fresh prefix in the bucket."""
+    storage: Storage
     if request.param == "s3":
         s3: S3Backend = request.getfixturevalue("s3_backend")
-        driver = s3_storage(s3.config(f"service-{uuid.uuid4().hex}"))
+        storage = s3_storage(s3.config(f"service-{uuid.uuid4().hex}"))
     else:
-        driver = FilesystemStorage(tmp_path / "storage")
+        storage = FilesystemStorage(tmp_path / "storage")
     try:
-        yield CountingStorage(driver)
+        yield storage
     finally:
-        await driver.aclose()
+        await storage.aclose()
+
+
+@pytest.fixture
+def counting(driver: Storage) -> CountingStorage:
+    return CountingStorage(driver)
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ SERVICE = (
     "registry.streams",
     "registry.manifest",
     "registry.manifest_cache",
+    "registry.manifest_store",
+    "registry.referrers",
 )
 STORAGE = ("registry.storage",)
 COMPOSITION = (

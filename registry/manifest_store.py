@@ -1,0 +1,301 @@
+"""Manifests, their tags and the reverse tag index in storage, changed in an order that keeps
+them consistent whatever runs at the same time, on this replica or another, and wherever a
+process dies. docs/tags.md gives the argument step by step; in short:
+
+- A tag changes only conditionally: created with put-if-absent, moved with compare-and-swap
+  from the state read before, removed with delete-if-version.
+- A push under a tag writes the manifest and the reverse entry (`_tagged/<digest>/<tag>`),
+  then the tag, then checks that the manifest is still there unmarked and writes the reverse
+  entry once more. If a delete of the manifest ran in between, the push writes the manifest
+  (and the entries naming it) again: the tag never names a deleted manifest.
+- A delete by digest marks the stored manifest first (a unique line before the record, which
+  readers skip, so the manifest stays readable), removes every tag that names it, and then
+  removes the manifest only if its mark is still there: a push that rewrote it meanwhile wins.
+- Reverse entries hold a unique nonce and are removed only if unchanged since they were read,
+  so a push that wrote one again after that read keeps it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from registry import manifest as mf
+from registry.concurrency import all_of, both, map_bounded
+from registry.digest import Digest, InvalidDigest
+from registry.errors import ErrorCode, RegistryError
+from registry.storage import layout
+from registry.storage.protocol import NotFound, PreconditionFailed, Storage
+
+# A stored manifest being deleted starts with this, a nonce and a newline; no media type
+# starts with "~", so a record and a marked record never look alike.
+DELETING = b"~deleting "
+# Compare-and-swap rounds lost to other writers of one object before giving up; each lost
+# round means another writer succeeded.
+MAX_ATTEMPTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class TagState:
+    """What a tag object holds: the digest it names (None if unreadable) and its version."""
+
+    digest: Digest | None
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Referrer:
+    """The referrers-API entry of a manifest with a subject."""
+
+    subject: Digest
+    descriptor: bytes
+
+
+def encode_record(media_type: str, body: bytes) -> bytes:
+    """What is stored for a manifest: its media type, a newline, its bytes verbatim."""
+    return media_type.encode() + b"\n" + body
+
+
+def decode_record(stored: bytes) -> tuple[str, bytes]:
+    """The media type and bytes of a stored manifest, marked for deletion or not."""
+    media_type, _, body = _unmarked(stored).partition(b"\n")
+    return media_type.decode(), body
+
+
+def _unmarked(stored: bytes) -> bytes:
+    while stored.startswith(DELETING):
+        stored = stored.partition(b"\n")[2]
+    return stored
+
+
+def _marked(stored: bytes) -> bytes:
+    return DELETING + uuid.uuid4().hex.encode() + b"\n" + _unmarked(stored)
+
+
+def _nonce() -> bytes:
+    return uuid.uuid4().hex.encode()
+
+
+def _subject_of(stored: bytes) -> Digest | None:
+    media_type, body = decode_record(stored)
+    try:
+        return mf.parse_manifest(body, media_type).subject
+    except mf.ManifestInvalid:
+        return None
+
+
+def _other_target(state: TagState | None, digest: Digest) -> Digest | None:
+    """The digest a tag names when that is not `digest` (its reverse entry becomes stale)."""
+    if state is None or state.digest is None or state.digest == digest:
+        return None
+    return state.digest
+
+
+def _contention(what: str) -> RegistryError:
+    return RegistryError(ErrorCode.UNAVAILABLE, f"{what} kept changing under us; try again")
+
+
+async def _nothing() -> None:
+    return None
+
+
+class ManifestStore:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def read_tag(self, name: str, tag: str) -> TagState | None:
+        try:
+            data, version = await self.storage.get_bytes(layout.tag(name, tag))
+        except NotFound:
+            return None
+        try:
+            return TagState(Digest.parse(data.decode()), version)
+        except (InvalidDigest, UnicodeDecodeError):
+            return TagState(None, version)
+
+    async def read(self, name: str, digest: Digest) -> bytes:
+        """The stored record (see decode_record); raises NotFound."""
+        stored, _ = await self.storage.get_bytes(layout.manifest(name, digest))
+        return stored
+
+    async def drop_dangling_tag(self, name: str, tag: str, state: TagState) -> None:
+        """Remove a tag found naming a manifest that is gone, unless it changed since it was
+        read. Only a push that died between its tag write and its check, while a delete of
+        the manifest ran, leaves one; readers clean it up when they meet it."""
+        await self.storage.delete_if_version(layout.tag(name, tag), state.version)
+
+    async def _version(self, key: str) -> str | None:
+        try:
+            _, version = await self.storage.get_bytes(key)
+        except NotFound:
+            return None
+        return version
+
+    async def _intact(self, key: str, size: int) -> bool:
+        """Whether key holds the record we wrote: a marked one is longer, a deleted one gone."""
+        try:
+            return (await self.storage.stat(key)).size == size
+        except NotFound:
+            return False
+
+    # -- push ----------------------------------------------------------------------------------
+
+    async def store(
+        self,
+        name: str,
+        digest: Digest,
+        record: bytes,
+        *,
+        tag: str | None = None,
+        previous: TagState | None = None,
+        referrer: Referrer | None = None,
+    ) -> None:
+        """Store a manifest record and its referrer entry; with a tag, point the tag at it,
+        moving it from `previous` (the tag as read before the push began)."""
+        key = layout.manifest(name, digest)
+        if tag is None:
+            await self.storage.put_bytes(key, record)
+            await self._put_referrer(name, digest, referrer)
+            return
+        reverse = layout.tagged(name, digest, tag)
+        moved_from = _other_target(previous, digest)
+        _, _, moved_version = await all_of(
+            self.storage.put_bytes(key, record),
+            self.storage.put_bytes(reverse, _nonce()),
+            self._version(layout.tagged(name, moved_from, tag)) if moved_from else _nothing(),
+        )
+        await self._put_referrer(name, digest, referrer)
+        moved_from, moved_version = await self._point(
+            name, tag, digest, previous, moved_from, moved_version
+        )
+        intact, _ = await both(
+            self._intact(key, len(record)),
+            all_of(
+                self.storage.put_bytes(reverse, _nonce()),
+                self._drop_reverse(name, moved_from, tag, moved_version),
+            ),
+        )
+        if not intact:  # a delete of this manifest ran since we wrote it: write it again
+            await self.storage.put_bytes(key, record)
+            await self._put_referrer(name, digest, referrer)
+            # Once more after the manifest: a delete that removed the manifest read the
+            # entry's version before that, so it can no longer drop this one.
+            await self.storage.put_bytes(reverse, _nonce())
+
+    async def _put_referrer(self, name: str, digest: Digest, referrer: Referrer | None) -> None:
+        if referrer is not None:
+            key = layout.referrer(name, referrer.subject, digest)
+            await self.storage.put_bytes(key, referrer.descriptor)
+
+    async def _point(
+        self,
+        name: str,
+        tag: str,
+        digest: Digest,
+        state: TagState | None,
+        moved_from: Digest | None,
+        moved_version: str | None,
+    ) -> tuple[Digest | None, str | None]:
+        """Make the tag name digest, from `state`; after a lost race, read it again and retry.
+
+        Returns the digest the tag named before, if another, and the version its reverse entry
+        had before the tag moved (the entry may be removed only if still that version)."""
+        key, data = layout.tag(name, tag), str(digest).encode()
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                if state is None:
+                    if await self.storage.put_if_absent(key, data):
+                        return moved_from, moved_version
+                else:
+                    await self.storage.compare_and_swap(key, data, state.version)
+                    return moved_from, moved_version
+            except PreconditionFailed:
+                pass
+            state = await self.read_tag(name, tag)
+            moved_from = _other_target(state, digest)
+            moved_version = None
+            if moved_from is not None:
+                moved_version = await self._version(layout.tagged(name, moved_from, tag))
+        raise _contention(f"tag {tag}")
+
+    async def _drop_reverse(
+        self, name: str, digest: Digest | None, tag: str, version: str | None
+    ) -> None:
+        if digest is not None and version is not None:
+            await self.storage.delete_if_version(layout.tagged(name, digest, tag), version)
+
+    # -- delete --------------------------------------------------------------------------------
+
+    async def untag(self, name: str, tag: str) -> bool:
+        """Remove a tag (False if there is none) and, if it was removed, its reverse entry."""
+        state = await self.read_tag(name, tag)
+        if state is None:
+            return False
+        if state.digest is None:
+            await self.storage.delete_if_version(layout.tag(name, tag), state.version)
+            return True
+        # The entry's version is read before the tag goes: a push that sets the tag again
+        # afterwards writes the entry again, and so keeps it.
+        reverse_version = await self._version(layout.tagged(name, state.digest, tag))
+        if await self.storage.delete_if_version(layout.tag(name, tag), state.version):
+            await self._drop_reverse(name, state.digest, tag, reverse_version)
+        # else it changed meanwhile: its entry belongs to whoever changed it
+        return True
+
+    async def delete(self, name: str, digest: Digest) -> bool:
+        """Delete by digest: every tag naming the manifest, its referrer entry, the manifest
+        itself unless a push rewrote it meanwhile, then its reverse entries. False if unknown."""
+        key = layout.manifest(name, digest)
+        marked = await self._mark(key)
+        if marked is None:
+            return False
+        mark_version, stored = marked
+        prefix = layout.tagged_prefix(name, digest)
+        tags = [k[len(prefix) :] for k in await self.storage.list(prefix)]
+
+        async def untag(tag: str) -> str | None:
+            return await self._untag_if_naming(name, tag, digest)
+
+        reverse_versions = await map_bounded(untag, tags)
+        subject = _subject_of(stored)
+        if subject is not None:
+            await self.storage.delete(layout.referrer(name, subject, digest))
+        if not await self.storage.delete_if_version(key, mark_version):
+            return True  # a push wrote it again: it stays, with the entries that push needs
+
+        async def drop(item: tuple[str, str | None]) -> None:
+            await self._drop_reverse(name, digest, *item)
+
+        await map_bounded(drop, list(zip(tags, reverse_versions, strict=True)))
+        return True
+
+    async def _mark(self, key: str) -> tuple[str, bytes] | None:
+        """Mark the record at key as being deleted; its new version and its content, or None
+        if there was none to begin with."""
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                stored, version = await self.storage.get_bytes(key)
+            except NotFound:  # never there, or another delete finished first
+                return None
+            try:
+                return await self.storage.compare_and_swap(key, _marked(stored), version), stored
+            except PreconditionFailed:
+                continue
+        raise _contention("the manifest")
+
+    async def _untag_if_naming(self, name: str, tag: str, digest: Digest) -> str | None:
+        """Remove the tag if it names digest; returns the version its reverse entry had when
+        the tag was read (None if it had none)."""
+        reverse_version, state = await both(
+            self._version(layout.tagged(name, digest, tag)), self.read_tag(name, tag)
+        )
+        for _ in range(MAX_ATTEMPTS):
+            if state is None or state.digest != digest:
+                return reverse_version
+            if await self.storage.delete_if_version(layout.tag(name, tag), state.version):
+                return reverse_version
+            state = await self.read_tag(name, tag)
+        raise _contention(f"tag {tag}")
+
