@@ -5,8 +5,9 @@ a page holds descriptors until their bytes reach the budget (a single larger des
 gets a page of its own). The entries are listed a batch of keys at a time and their sizes read
 before their content, and only what still fits is read: a request holds at most about the
 budget in descriptors, however many referrers a subject has and however large they are (with
-an artifactType filter, the ones that do not match are read and dropped). A page ends at a
-key; the next one starts after it (`cursor`, that key's last segment, opaque to clients).
+an artifactType filter, the ones that do not match are read and dropped, and a full page
+links to a next one only if a match follows). A page ends at a key; the next one starts after
+it (`cursor`, that key's last segment, opaque to clients).
 """
 
 from __future__ import annotations
@@ -87,6 +88,26 @@ async def referrers_page(
                 used += len(data)
         start_after = consumed
         if full and page and consumed is not None:
-            return ReferrersPage(page, consumed[len(prefix) :])
+            more = artifact_type is None or await _match_after(
+                storage, prefix, consumed, artifact_type
+            )
+            return ReferrersPage(page, consumed[len(prefix) :] if more else None)
         if not full and len(keys) < LIST_BATCH:
             return ReferrersPage(page, None)
+
+
+async def _match_after(storage: Storage, prefix: str, start_after: str, artifact_type: str) -> bool:
+    """Whether a referrer of artifact_type follows start_after: a filtered page links to a
+    next one only when that one has something (read one descriptor at a time)."""
+    while keys := await storage.list(prefix, start_after, LIST_BATCH):
+        for key in keys:
+            try:
+                data, _ = await storage.get_bytes(key)
+            except NotFound:
+                continue
+            if _matches(data, artifact_type):
+                return True
+        if len(keys) < LIST_BATCH:
+            return False
+        start_after = keys[-1]
+    return False

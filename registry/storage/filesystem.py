@@ -460,9 +460,9 @@ class FilesystemStorage:
         path = self.path_of(key)
 
         def remove() -> bool:
-            if not path.exists():
-                return False
             try:
+                if not path.exists():  # (the lock would create the directory)
+                    return False
                 with self._locked(path):
                     os.unlink(path)
             except OSError as exc:

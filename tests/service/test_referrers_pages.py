@@ -132,3 +132,29 @@ async def test_more_referrers_than_one_listing_batch_fit_one_page(registry: Regi
     page = await registry.list_referrers("pages/many", SUBJECT, None)
     assert page.cursor is None
     assert sorted(json.loads(d)["digest"] for d in page.descriptors) == sorted(pushed)
+
+
+async def test_a_filtered_page_links_on_only_when_a_match_follows(paged: Registry) -> None:
+    """The one match sorts first and non-matches fill the rest of the listing: one page, no
+    link to an empty one."""
+    pushed = await push_referrers(paged, "pages/tail", 10, types=1)  # all of type t0
+    first_key = min(Digest.parse(d).encoded for d in pushed)
+    for n in range(100, 1100):  # about one in eleven sorts before all ten
+        document = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.example.wanted",
+            "config": {"mediaType": OCI_CONFIG, "digest": str(Digest.of(CONFIG)), "size": 2},
+            "layers": [],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": str(SUBJECT), "size": 11},
+            "annotations": {"n": str(n)},
+        }
+        body = json.dumps(document).encode()
+        if Digest.of(body).encoded < first_key:
+            break
+    else:
+        raise AssertionError("no manifest sorting first found")
+    await paged.put_manifest("pages/tail", Digest.of(body), body, OCI_MANIFEST)
+    page = await paged.list_referrers("pages/tail", SUBJECT, "application/vnd.example.wanted")
+    assert [json.loads(d)["digest"] for d in page.descriptors] == [str(Digest.of(body))]
+    assert page.cursor is None
