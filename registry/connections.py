@@ -5,7 +5,8 @@ header count and request-line length (431/414), and must arrive within a deadlin
 A connection with no request in flight is closed after an idle time; a request body that
 stops arriving, or a response the client stops taking, aborts the request. Connections over
 the per-process cap are answered 503 and closed at once, so file descriptors never run out.
-Refusals are summed and logged every few seconds, not once per connection.
+Refusals and aborts are summed and logged every few seconds, not once per connection (an
+idle connection closed is ordinary keep-alive expiry and is not logged).
 """
 
 from __future__ import annotations
@@ -160,10 +161,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if timer is not None:
                 timer.cancel()
         super().connection_lost(exc)
-
-    def timeout_keep_alive_handler(self) -> None:
-        REFUSALS.add("idle")
-        super().timeout_keep_alive_handler()
 
     # -- the request head ----------------------------------------------------------------------
 
