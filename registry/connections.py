@@ -185,14 +185,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _feed(self, data: bytes) -> None:
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
+        except httptools.HttpParserError as exc:  # a callback's error too (a subclass)
             if isinstance(exc.__context__, _HeadRefused):
                 self._refuse_head(exc.__context__)
             else:
-                raise
-        except httptools.HttpParserError:
-            REFUSALS.add("malformed")
-            self.send_400_response("Invalid HTTP request received.")
+                REFUSALS.add("malformed")
+                self.send_400_response("Invalid HTTP request received.")
         except httptools.HttpParserUpgrade:
             self.send_400_response("Protocol upgrades are not supported.")
 

@@ -135,8 +135,9 @@ def test_50_unfinished_16_mib_headers_are_refused_with_431_in_bounded_memory(
         (b"GET /v2/ HTTP/1.1\r\n" + b"X: 1\r\n" * 101 + b"\r\n", 431),
         (b"GET /v2/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
         (b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Bad\r\n\r\n", 400),
+        (b"GET /v2/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ],
-    ids=["16-mib-header", "101-headers", "9000-byte-target", "malformed"],
+    ids=["16-mib-header", "101-headers", "9000-byte-target", "malformed", "non-ascii-target"],
 )
 def test_an_oversized_or_malformed_request_head_is_refused(
     guarded: RunningRegistry, head: bytes, status: int
