@@ -203,9 +203,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self._reading_head and not self.transport.is_closing():
             REFUSALS.add("header timeout")
-            seconds = self.rules.header_timeout
-            message = f"request headers not received within {seconds:g} s"
-            self.transport.write(error_response(408, "UNKNOWN", message))
+            if self.cycle is None or self.cycle.response_complete:  # not amid a response
+                seconds = self.rules.header_timeout
+                message = f"request headers not received within {seconds:g} s"
+                self.transport.write(error_response(408, "UNKNOWN", message))
             self.transport.close()
 
     def on_message_begin(self) -> None:
