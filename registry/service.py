@@ -190,7 +190,7 @@ class Registry:
         cannot be read fails here and not halfway through a response; with `redirect`, a
         presigned URL instead when the storage offers them and they are enabled."""
         if redirect and self.redirect_seconds and isinstance(self.storage, SupportsRedirect):
-            size = await self._blob_size(name, digest)
+            size = await self.blob_size(name, digest)
             url = await self.storage.presigned_url(layout.blob(digest), self.redirect_seconds)
             return BlobContent(digest, size, url, None)
         link, content = await asyncio.gather(
@@ -210,9 +210,6 @@ class Registry:
 
     async def blob_size(self, name: str, digest: Digest) -> int:
         """The size of a blob this repository may serve (BLOB_UNKNOWN otherwise)."""
-        return await self._blob_size(name, digest)
-
-    async def _blob_size(self, name: str, digest: Digest) -> int:
         try:
             _, blob = await all_of(
                 self.storage.stat(layout.blob_link(name, digest)),
@@ -224,7 +221,7 @@ class Registry:
 
     async def _blob_size_or_none(self, name: str, digest: Digest) -> int | None:
         try:
-            return await self._blob_size(name, digest)
+            return await self.blob_size(name, digest)
         except RegistryError:
             return None
 
