@@ -6,6 +6,7 @@ The phases and why they are safe against pushes on any replica: registry/gc/__in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -118,12 +119,13 @@ class Collector:
             self._count_candidates(run, summary)
         else:
             await self.lease.acquire()
+            # A plain task, not a task group: our own failures must reach the caller as they
+            # are, not wrapped in an exception group.
+            renewing = asyncio.create_task(self._keep_lease())
             try:
-                async with anyio.create_task_group() as background:
-                    background.start_soon(self._keep_lease)
-                    await self._collect(summary)
-                    background.cancel_scope.cancel()
+                await self._collect(summary)
             finally:
+                renewing.cancel()
                 await self.lease.release()
         summary.duration_seconds = round(time.monotonic() - started, 3)
         return summary

@@ -5,6 +5,7 @@ any phase boundary and run clients against the servers in between."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -73,18 +74,33 @@ def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deplo
     yield from start(_backend(request), tmp_path)
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """One deployment for a module whose tests each leave no garbage behind."""
+    yield from start(_backend(request), tmp_path_factory.mktemp("gc"))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-async def collector_registry(deployment: Deployment, anyio_backend: str) -> AsyncIterator[Registry]:
+@contextlib.asynccontextmanager
+async def registry_on(deployment: Deployment) -> AsyncIterator[Registry]:
+    """The service on the deployment's storage, for collectors in the test's process."""
     storage = deployment.storage()
     try:
         yield Registry(storage)
     finally:
         await storage.aclose()
+
+
+@pytest.fixture
+async def collector_registry(deployment: Deployment, anyio_backend: str) -> AsyncIterator[Registry]:
+    async with registry_on(deployment) as registry:
+        yield registry
 
 
 async def _no_pause(_: str) -> None:
