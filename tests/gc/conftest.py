@@ -48,14 +48,15 @@ class Deployment:
         return self.servers[0].stored_keys(prefix)
 
 
-def _backend(request: pytest.FixtureRequest) -> Backend:
+def chosen_backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "s3":
         s3: S3Backend = request.getfixturevalue("s3_backend")
         return s3
     return FilesystemBackend()
 
 
-def start(
+@contextlib.contextmanager
+def deployed(
     backend: Backend, data_dir: Path, env: dict[str, str] | None = None
 ) -> Iterator[Deployment]:
     settings = {"REGISTRY_GC_SETTLE": SERVER_SETTLE, **(env or {})}
@@ -71,7 +72,8 @@ def start(
 @pytest.fixture(params=BACKENDS)
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     """A fresh deployment for one test."""
-    yield from start(_backend(request), tmp_path)
+    with deployed(chosen_backend(request), tmp_path) as deployment:
+        yield deployment
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -79,7 +81,8 @@ def module_deployment(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Deployment]:
     """One deployment for a module whose tests each leave no garbage behind."""
-    yield from start(_backend(request), tmp_path_factory.mktemp("gc"))
+    with deployed(chosen_backend(request), tmp_path_factory.mktemp("gc")) as deployment:
+        yield deployment
 
 
 @pytest.fixture
