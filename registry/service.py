@@ -20,6 +20,7 @@ from registry import manifest as mf
 from registry.concurrency import all_of, map_bounded
 from registry.digest import Digest, new_hasher
 from registry.errors import ErrorCode, RegistryError
+from registry.maintenance import ReadOnlyMode
 from registry.manifest_cache import ManifestCache
 from registry.manifest_store import ManifestStore, Referrer, TagState, decode_record, encode_record
 from registry.reference import is_valid_name, is_valid_tag
@@ -121,11 +122,13 @@ class Registry:
         storage: Storage,
         *,
         delete_enabled: bool = True,
+        read_only: bool = False,
         redirect_seconds: int = 0,
         referrers_page_bytes: int = DEFAULT_PAGE_BYTES,
     ) -> None:
         self.storage = storage
         self.delete_enabled = delete_enabled
+        self.maintenance = ReadOnlyMode(storage, configured=read_only)
         self.redirect_seconds = redirect_seconds
         self.referrers_page_bytes = referrers_page_bytes
         self.uploads = Uploads(storage)
@@ -136,6 +139,11 @@ class Registry:
         )
         self._known_repositories: set[str] = set()
         self._manifests: ManifestCache[StoredManifest] = ManifestCache()
+
+    @property
+    def read_only(self) -> bool:
+        """Whether changes are refused (by configuration, or the flag as last polled)."""
+        return self.maintenance.active
 
     # -- health --------------------------------------------------------------------------------
 

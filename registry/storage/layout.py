@@ -14,6 +14,9 @@
     uploads/<uuid>/state                                upload session state (JSON)
     uploads/<uuid>/parts/<offset>-<nonce>               received bytes, one object per chunk
     secrets/token-signing-key.pem                       generated token key, shared by replicas
+    flags/read-only                                     present: read-only maintenance mode
+                                                        (JSON: who set it, when); every replica
+                                                        polls it (maintenance.py)
 
 Reserved segments start with `_`, which no repository-name component can, so a repository
 called `a/_tags` cannot exist and names never collide with internals. Tags and the catalog are
@@ -50,6 +53,7 @@ from registry.digest import Digest
 
 CATALOG_PREFIX = "catalog/"
 TOKEN_SIGNING_KEY = "secrets/token-signing-key.pem"
+READ_ONLY_FLAG = "flags/read-only"
 UPLOADS_PREFIX = "uploads/"
 
 

@@ -22,6 +22,7 @@ SERVICE = (
     "registry.manifest_cache",
     "registry.manifest_store",
     "registry.referrers",
+    "registry.maintenance",
 )
 STORAGE = ("registry.storage",)
 COMPOSITION = (
