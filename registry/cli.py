@@ -1,4 +1,5 @@
-"""Command line: `registry serve`, `registry user add NAME`, `registry config show`.
+"""Command line: `registry serve`, `registry user add NAME`, `registry config show`,
+`registry maintenance on|off|status`.
 
 The convention every command follows (and every later one will): each leaf command takes
 `--config FILE` (default `$REGISTRY_CONFIG`, else the built-in defaults) and reads it exactly
@@ -69,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
             )
         )
     )
+
+    maintenance = commands.add_parser("maintenance", help="read-only maintenance mode")
+    maintenance_commands = maintenance.add_subparsers(dest="maintenance_command", required=True)
+    for action, what in (
+        ("on", "refuse every change, on every replica (within seconds)"),
+        ("off", "accept changes again"),
+        ("status", "whether the registry is read-only, and why"),
+    ):
+        _with_json(_with_config(maintenance_commands.add_parser(action, help=what)))
     return parser
 
 
@@ -99,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "maintenance":
+        from registry import operator_commands
+
+        return operator_commands.maintenance(config, args.maintenance_command, args.json)
     from registry.server import serve
 
     return serve(config, args.config)

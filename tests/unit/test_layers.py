@@ -31,6 +31,7 @@ COMPOSITION = (
     "registry.server",
     "registry.connections",
     "registry.cli",
+    "registry.operator_commands",
     "registry.periodic",
 )
 

@@ -1,0 +1,90 @@
+"""The operator commands that work on the registry's storage: `registry maintenance
+on|off|status`. Each builds the services the server builds
+(`wiring.build`), calls them and prints; `cli.py` parses the arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import json
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from registry import wiring
+from registry.config import Config
+from registry.errors import RegistryError
+from registry.maintenance import POLL_INTERVAL_SECONDS, ReadOnlyMode, new_flag
+from registry.service import Registry, StorageError
+from registry.storage import layout
+
+CONFIG_KEY = "storage.maintenance.readonly.enabled"
+
+
+def maintenance(config: Config, action: str, as_json: bool) -> int:
+    """Set (`on`), remove (`off`) or show (`status`) the read-only flag; then print the mode."""
+    return _run(config, lambda registry: _maintenance(registry.maintenance, action, as_json))
+
+
+def _run(config: Config, command: Callable[[Registry], Awaitable[int]]) -> int:
+    """Exit status of command run on the configured registry; storage and registry errors
+    are one line on stderr and status 1."""
+    services = wiring.build(config)
+
+    async def run() -> int:
+        try:
+            return await command(services.registry)
+        finally:
+            await services.storage.aclose()
+
+    try:
+        return anyio.run(run)
+    except StorageError as exc:
+        print(f"registry: storage error: {exc}", file=sys.stderr)
+    except RegistryError as exc:
+        print(f"registry: {_explained(exc)}", file=sys.stderr)
+    return 1
+
+
+def _explained(error: RegistryError) -> str:
+    return f"{error.code.name}: {error.message}"
+
+
+def _operator() -> str:
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (a container)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+async def _maintenance(mode: ReadOnlyMode, action: str, as_json: bool) -> int:
+    if action == "on":
+        await mode.set_flag(new_flag(_operator()))
+    elif action == "off":
+        await mode.clear_flag()
+    flag = await mode.read_flag()
+    if as_json:
+        document = {
+            "read_only": mode.active,
+            "configured": mode.configured,
+            "flag": dataclasses.asdict(flag) if flag is not None else None,
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        print(f"read-only mode: {'on' if mode.active else 'off'}")
+        if flag is not None:
+            print(f"  flag {layout.READ_ONLY_FLAG}: set by {flag.set_by} at {flag.set_at}")
+        else:
+            print(f"  flag {layout.READ_ONLY_FLAG}: not set")
+        print(f"  configuration {CONFIG_KEY}: {str(mode.configured).lower()}")
+    if action in ("on", "off"):
+        polled = f"they poll the flag every {POLL_INTERVAL_SECONDS:g} s"
+        print(f"registry: every replica follows within seconds ({polled})", file=sys.stderr)
+    if action == "off" and mode.active:
+        print(f"registry: still read-only: {CONFIG_KEY} is true", file=sys.stderr)
+        return 1
+    return 0
