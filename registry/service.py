@@ -163,8 +163,9 @@ class Registry:
 
     # -- repositories ----------------------------------------------------------------------------
 
-    async def _ensure_repository(self, name: str) -> None:
-        if name not in self._known_repositories:
+    async def _ensure_repository(self, name: str, *, cached: bool = True) -> None:
+        """Write the catalog marker unless this process knows it exists (`cached`)."""
+        if not cached or name not in self._known_repositories:
             await self.storage.put_if_absent(layout.catalog_entry(name), b"")
             if len(self._known_repositories) >= KNOWN_REPOSITORIES_LIMIT:
                 self._known_repositories.clear()  # only a cache of markers known to exist
@@ -354,9 +355,11 @@ class Registry:
         digest = _digest_of_manifest(body, reference)
 
         # Reads, and the catalog marker (which precedes everything else we write): together.
+        # The marker is written even if known: `registry repo delete` (any process) may have
+        # removed it, and a manifest must bring the repository back into the catalog.
         _, _, previous = await all_of(
             self._check_references(name, parsed),
-            self._ensure_repository(name),
+            self._ensure_repository(name, cached=False),
             self._tag_state(name, tag),
         )
         referrer = None

@@ -18,8 +18,8 @@ LAYERS = 10
 
 
 def kind(key: str) -> str:
-    """The reserved segment of a repository key (`_manifests`, `_tags`, ...)."""
-    return next(part for part in key.split("/") if part.startswith("_"))
+    """The reserved segment of a repository key (`_manifests`, `_tags`, ...), else the first."""
+    return next((part for part in key.split("/") if part.startswith("_")), key.split("/")[0])
 
 
 async def body(data: bytes) -> AsyncIterator[bytes]:
@@ -50,13 +50,14 @@ async def test_a_ten_layer_manifest_put_waits_for_four_round_trips(
     manifest = await ten_layer_manifest(registry, "rt/app", 1)
     counting.reset()
     await registry.put_manifest("rt/app", "v1", manifest, OCI_MANIFEST)
-    # 1: the 22 reference stats and the tag's old state, together (the catalog marker was
-    # written by the first blob push); 2: the manifest and the reverse tag index; 3: the tag,
-    # created only if absent; 4: the check that no delete of the manifest ran meanwhile
-    # (docs/tags.md: nothing else can see such a delete) and the reverse entry written again.
+    # 1: the 22 reference stats, the tag's old state and the catalog marker (written again:
+    # the repository may have been deleted meanwhile), together; 2: the manifest and the
+    # reverse tag index; 3: the tag, created only if absent; 4: the check that no delete of
+    # the manifest ran meanwhile (docs/tags.md: nothing else can see such a delete) and the
+    # reverse entry written again.
     assert counting.sequential == 4, counting.calls
     first = [c.operation for c in counting.calls if c.depth == 1]
-    assert sorted(first) == ["get_bytes"] + ["stat"] * 2 * (LAYERS + 1)
+    assert sorted(first) == ["get_bytes", "put_if_absent"] + ["stat"] * 2 * (LAYERS + 1)
     writes = [(c.depth, c.operation, kind(c.key)) for c in counting.calls if c.depth > 1]
     assert sorted(writes) == [
         (2, "put_bytes", "_manifests"),
@@ -128,6 +129,7 @@ async def test_a_referrer_entry_follows_its_manifest_and_precedes_the_tag(
     writes = [(c.depth, kind(c.key)) for c in counting.calls if c.operation != "stat"]
     assert sorted(writes) == [
         (1, "_tags"),  # read
+        (1, "catalog"),
         (2, "_manifests"),
         (2, "_tagged"),
         (3, "_referrers"),
