@@ -1,5 +1,5 @@
 """Command line: `registry serve`, `registry user add NAME`, `registry config show`,
-`registry maintenance on|off|status`.
+`registry maintenance on|off|status`, `registry repo delete NAME`.
 
 The convention every command follows (and every later one will): each leaf command takes
 `--config FILE` (default `$REGISTRY_CONFIG`, else the built-in defaults) and reads it exactly
@@ -25,6 +25,7 @@ import yaml
 from registry import __version__
 from registry.auth.htpasswd import HtpasswdError, add_user
 from registry.config import CONFIG_FILE_ENV, Config, ConfigError, load_config
+from registry.reference import is_valid_name
 from registry.units import ByteSize, Duration, format_duration, format_size
 
 SECRET_KEYS = ("access_key", "secret_key")
@@ -79,7 +80,25 @@ def _parser() -> argparse.ArgumentParser:
         ("status", "whether the registry is read-only, and why"),
     ):
         _with_json(_with_config(maintenance_commands.add_parser(action, help=what)))
+
+    repo = commands.add_parser("repo", help="manage repositories")
+    repo_commands = repo.add_subparsers(dest="repo_command", required=True)
+    delete = _with_json(
+        _with_config(
+            repo_commands.add_parser(
+                "delete", help="delete a repository's tags, manifests and blob links"
+            )
+        )
+    )
+    delete.add_argument("name", type=_repository_name)
+    delete.add_argument("--dry-run", action="store_true", help="list what would go, change nothing")
     return parser
+
+
+def _repository_name(text: str) -> str:
+    if not is_valid_name(text):
+        raise argparse.ArgumentTypeError(f"invalid repository name {text!r}")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,10 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.command == "maintenance":
+    if args.command in ("maintenance", "repo"):
         from registry import operator_commands
 
-        return operator_commands.maintenance(config, args.maintenance_command, args.json)
+        if args.command == "maintenance":
+            return operator_commands.maintenance(config, args.maintenance_command, args.json)
+        return operator_commands.delete_repo(config, args.name, args.dry_run, args.json)
     from registry.server import serve
 
     return serve(config, args.config)

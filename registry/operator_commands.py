@@ -1,5 +1,5 @@
 """The operator commands that work on the registry's storage: `registry maintenance
-on|off|status`. Each builds the services the server builds
+on|off|status` and `registry repo delete NAME`. Each builds the services the server builds
 (`wiring.build`), calls them and prints; `cli.py` parses the arguments.
 """
 
@@ -11,22 +11,29 @@ import json
 import socket
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 
 from registry import wiring
 from registry.config import Config
-from registry.errors import RegistryError
+from registry.errors import ErrorCode, RegistryError
 from registry.maintenance import POLL_INTERVAL_SECONDS, ReadOnlyMode, new_flag
+from registry.repository_delete import BLOB_LINK, MANIFEST, TAG, delete_repository
 from registry.service import Registry, StorageError
 from registry.storage import layout
 
 CONFIG_KEY = "storage.maintenance.readonly.enabled"
+PLURAL = {TAG: "tags", MANIFEST: "manifests", BLOB_LINK: "blob_links"}
 
 
 def maintenance(config: Config, action: str, as_json: bool) -> int:
     """Set (`on`), remove (`off`) or show (`status`) the read-only flag; then print the mode."""
     return _run(config, lambda registry: _maintenance(registry.maintenance, action, as_json))
+
+
+def delete_repo(config: Config, name: str, dry_run: bool, as_json: bool) -> int:
+    return _run(config, lambda registry: _delete_repo(registry, name, dry_run, as_json))
 
 
 def _run(config: Config, command: Callable[[Registry], Awaitable[int]]) -> int:
@@ -50,6 +57,8 @@ def _run(config: Config, command: Callable[[Registry], Awaitable[int]]) -> int:
 
 
 def _explained(error: RegistryError) -> str:
+    if error.code is ErrorCode.NAME_UNKNOWN and isinstance(error.detail, dict):
+        return f"NAME_UNKNOWN: no repository {error.detail['name']} in the catalog"
     return f"{error.code.name}: {error.message}"
 
 
@@ -86,5 +95,43 @@ async def _maintenance(mode: ReadOnlyMode, action: str, as_json: bool) -> int:
         print(f"registry: every replica follows within seconds ({polled})", file=sys.stderr)
     if action == "off" and mode.active:
         print(f"registry: still read-only: {CONFIG_KEY} is true", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _delete_repo(registry: Registry, name: str, dry_run: bool, as_json: bool) -> int:
+    items: dict[str, list[str]] = {plural: [] for plural in PLURAL.values()}
+
+    def report(kind: str, item: str) -> None:
+        if as_json:
+            items[PLURAL[kind]].append(item)
+        else:
+            print(f"would remove {kind} {item}")
+
+    if dry_run:
+        deletion = await delete_repository(registry, name, dry_run=True, report=report)
+    else:
+        deletion = await delete_repository(registry, name)
+    counts = {PLURAL[TAG]: deletion.tags, PLURAL[MANIFEST]: deletion.manifests}
+    counts[PLURAL[BLOB_LINK]] = deletion.blob_links
+    if as_json:
+        document: dict[str, Any] = {"repository": name, "dry_run": dry_run, **counts}
+        if dry_run:
+            document["items"] = items
+        else:
+            document["pushed_meanwhile"] = deletion.pushed_meanwhile
+        print(json.dumps(document, indent=2))
+    else:
+        what = ", ".join(f"{count} {plural.replace('_', ' ')}" for plural, count in counts.items())
+        if dry_run:
+            print(f"dry run: {name}: would remove {what}; nothing was changed")
+        else:
+            print(f"{name}: removed {what}; its blobs stay until garbage collection")
+    if deletion.pushed_meanwhile:
+        print(
+            f"registry: a push to {name} ran during the delete; what it wrote stays, and so does"
+            " the repository (run the command again)",
+            file=sys.stderr,
+        )
         return 1
     return 0

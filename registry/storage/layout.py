@@ -61,12 +61,20 @@ def blob(digest: Digest) -> str:
     return f"blobs/{digest.algorithm}/{digest.encoded}"
 
 
+def blob_links_prefix(name: str, algorithm: str) -> str:
+    return f"repositories/{name}/_blobs/{algorithm}/"
+
+
 def blob_link(name: str, digest: Digest) -> str:
-    return f"repositories/{name}/_blobs/{digest.algorithm}/{digest.encoded}"
+    return blob_links_prefix(name, digest.algorithm) + digest.encoded
+
+
+def manifests_prefix(name: str, algorithm: str) -> str:
+    return f"repositories/{name}/_manifests/{algorithm}/"
 
 
 def manifest(name: str, digest: Digest) -> str:
-    return f"repositories/{name}/_manifests/{digest.algorithm}/{digest.encoded}"
+    return manifests_prefix(name, digest.algorithm) + digest.encoded
 
 
 def tags_prefix(name: str) -> str:

@@ -38,6 +38,7 @@ def test_every_leaf_command_takes_a_config_file() -> None:
         "maintenance on",
         "maintenance off",
         "maintenance status",
+        "repo delete",
     }
     assert all("--config" in options(parser) for parser in commands.values())
 
@@ -79,6 +80,7 @@ def test_config_show_prints_units_as_written(tmp_path: Path) -> None:
         ["config", "show"],
         ["user", "add", "x"],
         ["maintenance", "status"],
+        ["repo", "delete", "x"],
     ],
 )
 def test_a_configuration_error_is_one_line_and_exit_status_2(

@@ -23,6 +23,7 @@ SERVICE = (
     "registry.manifest_store",
     "registry.referrers",
     "registry.maintenance",
+    "registry.repository_delete",
 )
 STORAGE = ("registry.storage",)
 COMPOSITION = (
