@@ -17,6 +17,7 @@ import anyio
 
 from registry.concurrency import map_bounded
 from registry.digest import SUPPORTED_ALGORITHMS, Digest
+from registry.errors import ErrorCode, RegistryError
 from registry.gc import marks
 from registry.gc.lease import RENEW_EVERY_SECONDS, Lease, LeaseLost
 from registry.gc.reachability import (
@@ -31,6 +32,7 @@ from registry.gc.reachability import (
     read_node,
     tag_targets,
 )
+from registry.maintenance import READ_ONLY_MESSAGE
 from registry.manifest import ManifestInvalid, parse_manifest
 from registry.manifest_store import decode_record, marked
 from registry.referrers import referrer_entry
@@ -118,6 +120,7 @@ class Collector:
             run = await self._mark(await self._storage_now())
             self._count_candidates(run, summary)
         else:
+            await self._check_writable()
             await self.lease.acquire()
             # A plain task, not a task group: our own failures must reach the caller as they
             # are, not wrapped in an exception group.
@@ -149,6 +152,7 @@ class Collector:
         await self._mark_again(run)
         await self.pause("before-delete")
         self.lease.check()
+        await self._check_writable()
         await self._delete_manifests(run, summary)
         await self._delete_links(run, summary)
         await self._delete_blobs(run, summary)
@@ -162,6 +166,13 @@ class Collector:
             )
         record = {"finished": time.time(), "holder": self.lease.holder, "run": self.run_id}
         await self.storage.put_bytes(layout.GC_LAST_RUN, json.dumps(record).encode())
+
+    async def _check_writable(self) -> None:
+        """Read-only maintenance mode (as stored now, not as last polled) stops a collection
+        before it deletes anything; the marks it left read as present."""
+        await self.registry.maintenance.read_flag()
+        if self.registry.read_only:
+            raise RegistryError(ErrorCode.UNSUPPORTED, READ_ONLY_MESSAGE)
 
     async def _keep_lease(self) -> None:
         while True:

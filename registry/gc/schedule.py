@@ -29,7 +29,7 @@ async def last_finished(registry: Registry) -> float:
 
 
 async def collect_if_due(registry: Registry, settings: Settings, interval: float) -> None:
-    if time.time() - await last_finished(registry) < interval:
+    if registry.read_only or time.time() - await last_finished(registry) < interval:
         return
     try:
         summary = await Collector(registry, settings).collect()

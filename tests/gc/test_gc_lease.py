@@ -173,3 +173,24 @@ async def assert_pulls_blob(client: httpx.AsyncClient, repo: str, data: bytes) -
     r = await client.get(f"/v2/{repo}/blobs/{digest_of(data)}")
     assert r.status_code == 200, r.text
     assert r.content == data
+
+
+async def test_read_only_mode_stops_a_collection_before_it_deletes_anything(
+    deployment: Deployment,
+) -> None:
+    async with httpx.AsyncClient(base_url=deployment.urls[0], timeout=60) as client:
+        await push_garbage(client, 2)
+    before = deployment.keys()
+    flag = deployment.storage()
+    try:
+        await flag.put_bytes(layout.READ_ONLY_FLAG, b"{}")
+        status, stdout, stderr = finish(gc_command(deployment, "--settle", "1s"))
+        assert (status, stdout) == (1, "")
+        assert stderr.endswith("registry: UNSUPPORTED: registry is in read-only mode\n"), stderr
+        assert deployment.keys() == sorted([*before, layout.READ_ONLY_FLAG])
+        await flag.delete(layout.READ_ONLY_FLAG)
+    finally:
+        await flag.aclose()
+    status, stdout, stderr = finish(gc_command(deployment, "--settle", "1s"))
+    assert status == 0, stderr
+    assert json.loads(stdout.splitlines()[-1])["blobs_deleted"] == 2
