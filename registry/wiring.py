@@ -59,7 +59,7 @@ def open_storage(config: Config) -> Storage:
     if config.storage.s3 is not None:
         return s3_storage(config.storage.s3)
     assert config.storage.filesystem is not None
-    return FilesystemStorage(config.storage.filesystem.root, (layout.UPLOADS_PREFIX,))
+    return FilesystemStorage(config.storage.filesystem.root, layout.VOLATILE_PREFIXES)
 
 
 def check_storage(config: Config) -> None:

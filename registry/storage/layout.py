@@ -70,6 +70,10 @@ GC_LEASE = "gc/lease"
 GC_LAST_RUN = "gc/last-run"
 BLOB_TOMBSTONES_PREFIX = "gc/blob-tombstones/"
 BLOBS_PREFIX = "blobs/"
+# What a power loss may lose without harm, so a filesystem need not flush it: upload sessions
+# (the client starts again) and blob tombstones (every process on the machine goes down with
+# them, and the next collection clears what is left).
+VOLATILE_PREFIXES = (UPLOADS_PREFIX, BLOB_TOMBSTONES_PREFIX)
 REPOSITORIES_PREFIX = "repositories/"
 
 

@@ -42,7 +42,7 @@ class Deployment:
         """A driver of our own on the deployment's storage."""
         if isinstance(self.backend, S3Backend):
             return s3_storage(self.backend.config(self.backend.prefix(self.data_dir)))
-        return FilesystemStorage(self.backend.root(self.data_dir), (layout.UPLOADS_PREFIX,))
+        return FilesystemStorage(self.backend.root(self.data_dir), layout.VOLATILE_PREFIXES)
 
     def keys(self, prefix: str = "") -> list[str]:
         return self.servers[0].stored_keys(prefix)
