@@ -22,7 +22,7 @@ from tests.gc.pushes import assert_pulls, config_blob, index_of, manifest_of
 
 pytestmark = pytest.mark.anyio
 
-DURATION_SECONDS = 20.0
+DURATION_SECONDS = 12.0
 # Untagged manifests go too, so what is kept is exactly what tags reach.
 HAMMER = dataclasses.replace(SETTINGS, delete_untagged=True)
 WORKERS = 3
