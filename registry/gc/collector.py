@@ -22,6 +22,7 @@ from registry.gc import marks
 from registry.gc.lease import RENEW_EVERY_SECONDS, Lease, LeaseLost
 from registry.gc.reachability import (
     Candidate,
+    Node,
     RepositoryMark,
     RepositoryMarker,
     Rules,
@@ -374,15 +375,8 @@ class Collector:
 
         async def read(digest: Digest) -> None:
             node = await read_node(self.storage, name, digest)
-            if node is None:
-                return
-            for child in node.children:
-                self._rescue_manifest(run, repository, child)
-            for blob in node.blobs:
-                self._rescue_link(run, repository, blob)
-            for referrer, candidate in list(repository.manifest_candidates.items()):
-                if candidate.node is not None and candidate.node.subject == digest:
-                    self._rescue_manifest(run, repository, referrer)
+            if node is not None:
+                self._rescue_kept_by(run, repository, digest, node)
 
         await map_bounded(read, new)
         if repository.manifest_candidates or repository.removable:
@@ -409,8 +403,13 @@ class Collector:
             return
         repository.removable = False
         run.rescued_manifests[repository.name, digest] = candidate
-        node = candidate.node
-        assert node is not None
+        assert candidate.node is not None
+        self._rescue_kept_by(run, repository, digest, candidate.node)
+
+    def _rescue_kept_by(
+        self, run: _Run, repository: RepositoryMark, digest: Digest, node: Node
+    ) -> None:
+        """What a kept manifest keeps: its children, its blobs, its referrers."""
         for child in node.children:
             self._rescue_manifest(run, repository, child)
         for blob in node.blobs:
