@@ -146,14 +146,18 @@ class Collector:
             len(run.blobs),
         )
         await self.pause("marked")
-        await self._write_marks(run)
-        await self.pause("tombstoned")
-        await anyio.sleep(self.settings.settle)
-        await self.pause("settled")
-        await self._mark_again(run)
-        await self.pause("before-delete")
-        self.lease.check()
-        await self._check_writable()
+        try:
+            await self._write_marks(run)
+            await self.pause("tombstoned")
+            await anyio.sleep(self.settings.settle)
+            await self.pause("settled")
+            await self._mark_again(run)
+            await self.pause("before-delete")
+            self.lease.check()
+            await self._check_writable()
+        except Exception:  # nothing deleted yet: take every mark back
+            await self._abandon(run)
+            raise
         await self._delete_manifests(run, summary)
         await self._delete_links(run, summary)
         await self._delete_blobs(run, summary)
@@ -168,6 +172,18 @@ class Collector:
         record = {"finished": time.time(), "holder": self.lease.holder, "run": self.run_id}
         await self.storage.put_bytes(layout.GC_LAST_RUN, json.dumps(record).encode())
 
+    async def _abandon(self, run: _Run) -> None:
+        """Take back the marks of a run that stops before deleting (best effort: what is left
+        reads as present, and the next run clears the tombstones)."""
+        for repository in run.repositories.values():
+            self._rescue_repository(run, repository)
+        run.rescued_blobs |= set(run.blobs)
+        run.blobs.clear()
+        try:
+            await self._unmark_rescued(run)
+        except StorageError as exc:
+            log.warning("gc: could not take back every mark of the stopped run: %s", exc)
+
     async def _check_writable(self) -> None:
         """Read-only maintenance mode (as stored now, not as last polled) stops a collection
         before it deletes anything; the marks it left read as present."""
@@ -180,8 +196,11 @@ class Collector:
             await anyio.sleep(RENEW_EVERY_SECONDS)
             try:
                 await self.lease.renew()
-            except (LeaseLost, StorageError) as exc:
+            except StorageError as exc:
                 log.warning("gc: could not renew the lease: %s", exc)  # check() stops us
+            except LeaseLost as exc:
+                log.warning("gc: lost the lease: %s", exc)
+                return
 
     async def _storage_now(self) -> float:
         """The storage's clock (ages are measured against the objects' modification times):

@@ -13,6 +13,7 @@ import time
 import httpx
 import pytest
 
+from registry.errors import RegistryError
 from registry.gc.marks import DELETION_WAIT_SECONDS
 from registry.service import Registry
 from registry.storage import layout
@@ -194,3 +195,22 @@ async def test_read_only_mode_stops_a_collection_before_it_deletes_anything(
     status, stdout, stderr = finish(gc_command(deployment, "--settle", "1s"))
     assert status == 0, stderr
     assert json.loads(stdout.splitlines()[-1])["blobs_deleted"] == 2
+
+
+async def test_a_collection_stopped_before_it_deletes_takes_its_marks_back(
+    deployment: Deployment, collector_registry: Registry
+) -> None:
+    async with httpx.AsyncClient(base_url=deployment.urls[0], timeout=60) as client:
+        await push_garbage(client, 2)
+    before = deployment.keys()
+
+    async def read_only_meanwhile(phase: str) -> None:
+        if phase == "settled":
+            await collector_registry.storage.put_bytes(layout.READ_ONLY_FLAG, b"{}")
+
+    with pytest.raises(RegistryError, match="read-only mode"):
+        await collector(collector_registry, pause=read_only_meanwhile).collect()
+    await collector_registry.storage.delete(layout.READ_ONLY_FLAG)
+    assert deployment.keys() == before
+    marked = [k for k in before if "/_blobs/" in k or k.startswith("catalog/")]
+    assert marked and all(deployment.servers[0].stored_bytes(k) == b"" for k in marked)
