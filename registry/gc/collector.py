@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from registry.gc.reachability import (
     RepositoryMarker,
     Rules,
     Unparseable,
+    digests,
     keys_under,
     link_digests,
     manifest_digests,
@@ -84,10 +86,10 @@ def _short(digest: Digest) -> int:
 class _Run:
     repositories: dict[str, RepositoryMark] = field(default_factory=dict)
     kept: set[int] = field(default_factory=set)
-    blobs: dict[Digest, Candidate] = field(default_factory=dict)  # global blob candidates
+    blobs: dict[Digest, int] = field(default_factory=dict)  # global blob candidates: sizes
     rescued_blobs: set[Digest] = field(default_factory=set)
     rescued_manifests: dict[tuple[str, Digest], Candidate] = field(default_factory=dict)
-    rescued_links: dict[tuple[str, Digest], Candidate] = field(default_factory=dict)
+    rescued_links: dict[tuple[str, Digest], str | None] = field(default_factory=dict)
 
 
 async def _nothing(_: str) -> None:
@@ -218,7 +220,6 @@ class Collector:
         cleared = 0
         for algorithm in SUPPORTED_ALGORITHMS:
             prefix = layout.blob_tombstones_prefix(algorithm)
-            keys = [key async for key in keys_under(self.storage, prefix)]
 
             async def clear(key: str, prefix: str = prefix, algorithm: str = algorithm) -> None:
                 try:
@@ -229,8 +230,9 @@ class Collector:
                     await self.storage.delete(layout.blob(Digest(algorithm, key[len(prefix) :])))
                 await self.storage.delete_if_version(key, version)
 
-            await map_bounded(clear, keys)
-            cleared += len(keys)
+            async for keys in self.storage.scan(prefix):
+                await map_bounded(clear, keys)
+                cleared += len(keys)
         return cleared
 
     # -- mark ----------------------------------------------------------------------------------
@@ -265,8 +267,7 @@ class Collector:
         for algorithm in SUPPORTED_ALGORITHMS:
             prefix = layout.blobs_prefix(algorithm)
             page: list[Digest] = []
-            async for key in keys_under(self.storage, prefix):
-                digest = Digest(algorithm, key[len(prefix) :])
+            async for digest in digests(self.storage, prefix, algorithm):
                 if _short(digest) not in run.kept:
                     page.append(digest)
                 if len(page) >= 1000:
@@ -275,19 +276,18 @@ class Collector:
             await self._blob_candidates(run, page, now)
         return run
 
-    async def _blob_candidates(self, run: _Run, digests: list[Digest], now: float) -> None:
-        async def stat(digest: Digest) -> Candidate | None:
+    async def _blob_candidates(self, run: _Run, unkept: list[Digest], now: float) -> None:
+        async def size(digest: Digest) -> int | None:
+            """The blob's size if it is old enough to go."""
             try:
                 info = await self.storage.stat(layout.blob(digest))
             except NotFound:
                 return None
-            if now - info.modified < self.settings.blob_grace:
-                return None
-            return Candidate(size=info.size)
+            return None if now - info.modified < self.settings.blob_grace else info.size
 
-        for digest, candidate in zip(digests, await map_bounded(stat, digests), strict=True):
-            if candidate is not None:
-                run.blobs[digest] = candidate
+        for digest, found in zip(unkept, await map_bounded(size, unkept), strict=True):
+            if found is not None:
+                run.blobs[digest] = found
 
     def _count_candidates(self, run: _Run, summary: Summary) -> None:
         for repository in run.repositories.values():
@@ -295,7 +295,7 @@ class Collector:
             summary.links_deleted += len(repository.link_candidates)
             summary.repositories_deleted += repository.removable
         summary.blobs_deleted = len(run.blobs)
-        summary.bytes_freed = sum(c.size for c in run.blobs.values())
+        summary.bytes_freed = sum(run.blobs.values())
 
     # -- mark what goes --------------------------------------------------------------------------
 
@@ -311,14 +311,15 @@ class Collector:
                 candidate.version = version
                 if version is None:  # gone already, or too busy to be garbage
                     self._rescue_manifest(run, repository, digest)
-            links = list(repository.link_candidates.items())
-            keys = [layout.blob_link(name, digest) for digest, _ in links]
-            for (digest, candidate), version in zip(
+            links = list(repository.link_candidates)
+            keys = [layout.blob_link(name, digest) for digest in links]
+            for digest, version in zip(
                 links, await map_bounded(self._mark_empty, keys), strict=True
             ):
-                candidate.version = version
                 if version is None:
                     self._rescue_link(run, repository, digest)
+                else:
+                    repository.link_candidates[digest] = sys.intern(version)
             if repository.removable:
                 version = await self._mark_empty(layout.catalog_entry(name))
                 repository.marker = Candidate(version=version) if version else None
@@ -439,13 +440,13 @@ class Collector:
 
     def _rescue_link(self, run: _Run, repository: RepositoryMark, digest: Digest) -> None:
         self._rescue_blob(run, digest)
-        candidate = repository.link_candidates.pop(digest, None)
-        if candidate is not None:
+        if digest in repository.link_candidates:
             repository.removable = False
-            run.rescued_links[repository.name, digest] = candidate
+            run.rescued_links[repository.name, digest] = repository.link_candidates.pop(digest)
 
     def _rescue_blob(self, run: _Run, digest: Digest) -> None:
-        if run.blobs.pop(digest, None) is not None:
+        if digest in run.blobs:
+            del run.blobs[digest]
             run.rescued_blobs.add(digest)
 
     # -- delete --------------------------------------------------------------------------------
@@ -516,20 +517,22 @@ class Collector:
         await self.storage.put_bytes(layout.referrer(name, subject, digest), entry)
 
     async def _delete_links(self, run: _Run, summary: Summary) -> None:
-        for repository in run.repositories.values():
+        async def delete_in(repository: RepositoryMark) -> None:
             items = list(repository.link_candidates.items())
 
-            async def delete(item: tuple[Digest, Candidate], name: str = repository.name) -> bool:
-                digest, candidate = item
-                assert candidate.version is not None
-                key = layout.blob_link(name, digest)
-                return await self.storage.delete_if_version(key, candidate.version)
+            async def delete(item: tuple[Digest, str | None]) -> bool:
+                digest, version = item
+                assert version is not None
+                key = layout.blob_link(repository.name, digest)
+                return await self.storage.delete_if_version(key, version)
 
             for (digest, _), won in zip(items, await map_bounded(delete, items), strict=True):
                 if won:
                     summary.links_deleted += 1
                 else:
                     self._rescue_link(run, repository, digest)
+
+        await map_bounded(delete_in, list(run.repositories.values()), REPOSITORIES_AT_ONCE)
 
     async def _delete_blobs(self, run: _Run, summary: Summary) -> None:
         self.lease.check()
@@ -561,7 +564,7 @@ class Collector:
 
         await map_bounded(delete, won)
         summary.blobs_deleted = len(won)
-        summary.bytes_freed = sum(run.blobs[d].size for d in won)
+        summary.bytes_freed = sum(run.blobs[d] for d in won)
 
     async def _remove_repositories(self, run: _Run, summary: Summary) -> None:
         async def remove(repository: RepositoryMark) -> None:
@@ -600,10 +603,10 @@ class Collector:
             if candidate.version is not None:
                 await self._unmark_if_ours(layout.manifest(name, digest), candidate.version, None)
 
-        async def link(item: tuple[tuple[str, Digest], Candidate]) -> None:
-            (name, digest), candidate = item
-            if candidate.version is not None:
-                await self._unmark_if_ours(layout.blob_link(name, digest), candidate.version, b"")
+        async def link(item: tuple[tuple[str, Digest], str | None]) -> None:
+            (name, digest), version = item
+            if version is not None:
+                await self._unmark_if_ours(layout.blob_link(name, digest), version, b"")
 
         async def marker(repository: RepositoryMark) -> None:
             if repository.marker is not None and repository.marker.version is not None:
