@@ -210,4 +210,3 @@ def _document(section: Any, readable_units: bool) -> Any:
     if isinstance(section, tuple):
         return [_document(item, readable_units) for item in section]
     return section
-

@@ -5,10 +5,12 @@ server builds (`wiring.build`), calls them and prints; `cli.py` parses the argum
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import getpass
 import json
 import logging
+import os
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -28,6 +30,8 @@ from registry.service import Registry, StorageError
 from registry.storage import layout
 
 CONFIG_KEY = "storage.maintenance.readonly.enabled"
+# The CPU priority a collection lowers itself by (nice), below the servers it runs beside.
+NICENESS = 10
 PLURAL = {TAG: "tags", MANIFEST: "manifests", BLOB_LINK: "blob_links"}
 
 
@@ -35,6 +39,8 @@ def collect_garbage(
     config: Config, dry_run: bool, grace: float | None, settle: float | None, as_json: bool
 ) -> int:
     """One collection (see docs/gc.md); its summary, as one JSON line with as_json."""
+    with contextlib.suppress(OSError):  # serving comes first on a shared machine
+        os.nice(NICENESS)
     settings = wiring.gc_settings(config, blob_grace=grace, settle=settle)
     if settings.settle < config.gc.settle:
         logging.getLogger("registry.gc").warning(

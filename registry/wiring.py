@@ -184,10 +184,10 @@ async def running(services: Services) -> AsyncIterator[None]:
                 job = _temp_file_purge(storage)
                 jobs.start_soon(every, TEMP_FILE_PURGE_INTERVAL_SECONDS, removing, job)
             if services.config.gc.enabled:
-                settings, interval = gc_settings(services.config), services.config.gc.interval
+                interval = services.config.gc.interval
 
                 async def collect() -> None:
-                    await collect_if_due(registry, settings, interval)
+                    await collect_if_due(registry, interval)
 
                 check = min(GC_CHECK_INTERVAL_SECONDS, interval)
                 jobs.start_soon(every, check, "garbage collection", collect)

@@ -44,7 +44,10 @@ from registry.storage import layout
 from registry.storage.protocol import NotFound, PreconditionFailed, StorageError, exists
 
 PHASES = ("marked", "tombstoned", "settled", "before-delete", "deleting-blobs")
-REPOSITORIES_AT_ONCE = 4
+REPOSITORIES_AT_ONCE = 8
+# Storage calls of one kind at once (blobs, tombstones): a collection is many small calls, and
+# storage serves them better together (a filesystem's journal commits concurrent flushes as one).
+CALLS_AT_ONCE = 64
 log = logging.getLogger("registry.gc")
 Pause = Callable[[str], Awaitable[None]]
 
@@ -231,7 +234,7 @@ class Collector:
                 await self.storage.delete_if_version(key, version)
 
             async for keys in self.storage.scan(prefix):
-                await map_bounded(clear, keys)
+                await map_bounded(clear, keys, CALLS_AT_ONCE)
                 cleared += len(keys)
         return cleared
 
@@ -285,7 +288,9 @@ class Collector:
                 return None
             return None if now - info.modified < self.settings.blob_grace else info.size
 
-        for digest, found in zip(unkept, await map_bounded(size, unkept), strict=True):
+        for digest, found in zip(
+            unkept, await map_bounded(size, unkept, CALLS_AT_ONCE), strict=True
+        ):
             if found is not None:
                 run.blobs[digest] = found
 
@@ -332,7 +337,9 @@ class Collector:
             return await self.storage.put_if_absent(layout.blob_tombstone(digest), pending)
 
         blobs = list(run.blobs)
-        for digest, written in zip(blobs, await map_bounded(tombstone, blobs), strict=True):
+        for digest, written in zip(
+            blobs, await map_bounded(tombstone, blobs, CALLS_AT_ONCE), strict=True
+        ):
             if not written:  # not ours: leave that blob alone
                 del run.blobs[digest]
 
@@ -551,7 +558,11 @@ class Collector:
 
         candidates = list(run.blobs)
         won = [
-            d for d, ok in zip(candidates, await map_bounded(win, candidates), strict=True) if ok
+            d
+            for d, ok in zip(
+                candidates, await map_bounded(win, candidates, CALLS_AT_ONCE), strict=True
+            )
+            if ok
         ]
         for digest in set(candidates) - set(won):
             self._rescue_blob(run, digest)
@@ -562,7 +573,7 @@ class Collector:
             await self.storage.delete(layout.blob(digest))
             await self.storage.delete(layout.blob_tombstone(digest))
 
-        await map_bounded(delete, won)
+        await map_bounded(delete, won, CALLS_AT_ONCE)
         summary.blobs_deleted = len(won)
         summary.bytes_freed = sum(run.blobs[d] for d in won)
 
