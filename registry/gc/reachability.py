@@ -153,6 +153,9 @@ class RepositoryMarker:
         self.rules = rules
         self.now = now  # the storage's clock, for ages
 
+    async def _older_than(self, key: str, grace: float) -> bool:
+        return grace <= 0 or await self._age(key) >= grace
+
     async def _age(self, key: str) -> float:
         try:
             return self.now - (await self.storage.stat(key)).modified
@@ -192,7 +195,7 @@ class RepositoryMarker:
         unreferenced = [d for d in links if d not in kept_blobs]
 
         async def old(digest: Digest) -> bool:
-            return await self._age(layout.blob_link(name, digest)) >= self.rules.blob_grace
+            return await self._older_than(layout.blob_link(name, digest), self.rules.blob_grace)
 
         for digest, is_old in zip(unreferenced, await map_bounded(old, unreferenced), strict=True):
             if is_old:
@@ -224,8 +227,8 @@ class RepositoryMarker:
                 roots.add(digest)
 
         async def young(digest: Digest) -> bool:
-            age = await self._age(layout.manifest(name, digest))
-            return age < rules.untagged_grace
+            key = layout.manifest(name, digest)
+            return not await self._older_than(key, rules.untagged_grace)
 
         for digest, is_young in zip(
             maybe_young, await map_bounded(young, maybe_young), strict=True
