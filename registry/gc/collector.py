@@ -28,6 +28,7 @@ from registry.gc.reachability import (
     RepositoryMarker,
     Rules,
     Unparseable,
+    compact,
     digests,
     keys_under,
     link_digests,
@@ -394,7 +395,7 @@ class Collector:
     async def _look_again(self, run: _Run, repository: RepositoryMark) -> None:
         name = repository.name
         listed = await manifest_digests(self.storage, name)
-        new = [d for d in listed if d not in repository.manifests]
+        new = [d for d in listed if compact(d) not in repository.manifests]
         if new:
             repository.removable = False
 
