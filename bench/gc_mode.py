@@ -1,0 +1,67 @@
+"""The garbage-collection mode of `bench.run` (`--gc`): which rows each storage measures, in
+one temporary directory, and the section they make (`bench.gc` has the rows' description).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import GiB
+from bench.doc import GC_MARKERS, GC_S3_MARKERS, Markers
+from bench.gc import (
+    RSS_BUDGET_MIB,
+    GcPlan,
+    GcResults,
+    large_collection,
+    plan_for,
+    s3_collections,
+    side_by_side,
+)
+from bench.gc_render import render_filesystem, render_s3
+from bench.gc_traffic import protocol_overhead, reads_during_collection
+from bench.machine import RunInfo, load_average, machine_description
+from bench.servers import BenchError
+
+
+@dataclass(frozen=True)
+class GcOutcome:
+    section: str  # Markdown
+    markers: Markers  # its generated section of the benchmarks page
+    passed: bool  # our collector's peak RSS within budget
+    results: GcResults
+
+
+def check_disk_space(plan: GcPlan, workdir: Path) -> None:
+    free = shutil.disk_usage(workdir).free
+    if free < plan.disk_needed:
+        raise BenchError(
+            f"{workdir}: {free / GiB:.1f} GiB free, {plan.disk_needed / GiB:.0f} GiB needed"
+        )
+
+
+def run_gc(
+    storage: str, quick: bool, rounds: int | None, workdir: Path, info: RunInfo
+) -> GcOutcome:
+    """Measure one storage's rows in workdir: filesystem (a), (b), (d), (e); s3 (c)."""
+    plan = plan_for(quick, rounds)
+    check_disk_space(plan, workdir)
+    results = GcResults(plan)
+    if storage == "s3":
+        info.machine = machine_description(
+            workdir, info.distribution_version, "Disk (SeaweedFS's data)"
+        )
+        s3_collections(results, workdir)
+        info.finish(load_average())
+        return GcOutcome(render_s3(results, info), GC_S3_MARKERS, True, results)
+    info.machine = machine_description(
+        workdir, info.distribution_version, "Disk (both storage roots)"
+    )
+    large_root = large_collection(results, workdir)
+    reads_during_collection(results, workdir, large_root)
+    side_by_side(results, workdir)
+    protocol_overhead(results, workdir)
+    info.finish(load_average())
+    peak = max((run.peak_rss_mib for run in results.large), default=0.0)
+    return GcOutcome(render_filesystem(results, info), GC_MARKERS, peak < RSS_BUDGET_MIB, results)
