@@ -1,4 +1,5 @@
-"""Command line: `registry serve`, `registry user add NAME`, `registry config show`.
+"""Command line: `registry serve`, `registry gc`, `registry user add NAME`,
+`registry config show`.
 
 The convention every command follows (and every later one will): each leaf command takes
 `--config FILE` (default `$REGISTRY_CONFIG`, else the built-in defaults) and reads it exactly
@@ -24,7 +25,7 @@ import yaml
 from registry import __version__
 from registry.auth.htpasswd import HtpasswdError, add_user
 from registry.config import CONFIG_FILE_ENV, Config, ConfigError, load_config
-from registry.units import ByteSize, Duration, format_duration, format_size
+from registry.units import ByteSize, Duration, format_duration, format_size, parse_duration
 
 SECRET_KEYS = ("access_key", "secret_key")
 
@@ -53,6 +54,19 @@ def _parser() -> argparse.ArgumentParser:
 
     _with_config(commands.add_parser("serve", help="serve the registry API over HTTP"))
 
+    gc = _with_json(
+        _with_config(
+            commands.add_parser(
+                "gc", help="collect garbage once, while servers keep serving (any replicas)"
+            )
+        )
+    )
+    gc.add_argument("--dry-run", action="store_true", help="delete nothing, count what would go")
+    gc.add_argument(
+        "--grace", metavar="DURATION", type=_duration, help="override gc.blob_grace, e.g. 0s"
+    )
+    gc.add_argument("--settle", metavar="DURATION", type=_duration, help="override gc.settle")
+
     user = commands.add_parser("user", help="manage the users of the htpasswd file")
     user_commands = user.add_subparsers(dest="user_command", required=True)
     add = _with_config(user_commands.add_parser("add", help="add a user, or set a password"))
@@ -70,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
         )
     )
     return parser
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "gc":
+        return _collect_garbage(config, args)
     from registry.server import serve
 
     return serve(config, args.config)
@@ -151,3 +174,43 @@ def _document(section: Any, readable_units: bool) -> Any:
     if isinstance(section, tuple):
         return [_document(item, readable_units) for item in section]
     return section
+
+
+def _collect_garbage(config: Config, args: argparse.Namespace) -> int:
+    import anyio
+
+    from registry.gc.collector import Collector, Summary
+    from registry.gc.lease import LeaseHeld, LeaseLost
+    from registry.gc.schedule import describe
+    from registry.storage.protocol import StorageError
+    from registry.wiring import build, gc_settings
+
+    settings = gc_settings(config, blob_grace=args.grace, settle=args.settle)
+    if settings.settle < config.gc.settle:
+        logging.getLogger("registry.gc").warning(
+            "--settle %gs is shorter than gc.settle (%gs): replicas configured with gc.settle "
+            "trust a catalog entry a third of that; keep it longer than their trust",
+            settings.settle,
+            config.gc.settle,
+        )
+
+    async def collect() -> Summary:
+        services = build(config)
+        try:
+            return await Collector(services.registry, settings).collect(args.dry_run)
+        finally:
+            await services.storage.aclose()
+
+    try:
+        summary = anyio.run(collect)
+    except LeaseHeld as exc:
+        print(f"registry gc: another collector is running: lease {exc}", file=sys.stderr)
+        return 1
+    except (LeaseLost, StorageError) as exc:
+        print(f"registry gc: failed: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(summary.as_json())
+    else:
+        print(describe(summary))
+    return 0

@@ -45,6 +45,14 @@ DEFAULT_REQUEST_LINE_BYTES = ByteSize(8 * 1024)
 DEFAULT_HEADER_TIMEOUT = Duration(30.0)
 DEFAULT_IDLE_TIMEOUT = Duration(15.0)
 DEFAULT_BODY_TIMEOUT = Duration(60.0)
+DEFAULT_GC_INTERVAL = Duration(24 * 3600)
+DEFAULT_BLOB_GRACE = Duration(3600)
+DEFAULT_GC_SETTLE = Duration(30.0)
+DEFAULT_UNTAGGED_GRACE = Duration(24 * 3600)
+# Requests finish their writes within the settle after their checks (storage round trips);
+# a replica trusts a catalog marker it saw for a third of its settle (wiring.py).
+MIN_GC_SETTLE = Duration(1.0)
+UNTAGGED_POLICIES = ("keep", "delete")
 
 
 @dataclass(frozen=True)
@@ -202,11 +210,23 @@ AUTH_MODES = ("none", "htpasswd", "token")
 
 
 @dataclass(frozen=True)
+class GcConfig:
+    enabled: bool = False  # collect on a schedule (any number of replicas may have it on)
+    interval: Duration = DEFAULT_GC_INTERVAL
+    blob_grace: Duration = DEFAULT_BLOB_GRACE
+    settle: Duration = DEFAULT_GC_SETTLE
+    untagged: str = "keep"
+    untagged_grace: Duration = DEFAULT_UNTAGGED_GRACE
+    delete_referrers: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    gc: GcConfig = field(default_factory=GcConfig)
 
 
 DRIVER_SECTIONS = ("filesystem", "s3")
@@ -285,10 +305,23 @@ def _validated(config: Config) -> Config:
             )
     if config.auth.token.expires_in_seconds < 60:
         raise ConfigError("auth.token.expires_in_seconds: must be at least 60")
+    _check_gc(config.gc)
     if config.storage.s3 is not None:
         storage = dataclasses.replace(config.storage, s3=_validated_s3(config.storage.s3))
         config = dataclasses.replace(config, storage=storage)
     return config
+
+
+def _check_gc(gc: GcConfig) -> None:
+    if gc.untagged not in UNTAGGED_POLICIES:
+        raise ConfigError(f"gc.untagged: must be one of {', '.join(UNTAGGED_POLICIES)}")
+    if gc.settle < MIN_GC_SETTLE:
+        raise ConfigError(f"gc.settle: must be at least {MIN_GC_SETTLE:g}s")
+    if gc.interval < 60:
+        raise ConfigError("gc.interval: must be at least 1m")
+    for key in ("blob_grace", "untagged_grace"):
+        if getattr(gc, key) < 0:
+            raise ConfigError(f"gc.{key}: must not be negative")
 
 
 def _check_http_limits(limits: HttpLimits, timeouts: HttpTimeouts) -> None:

@@ -11,6 +11,7 @@ _GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-9]{128}")}
 # The grammar sets no length; storage keys (a file name, an S3 key segment) hold 255 bytes.
 # Unregistered algorithms get the room of the longest registered digest (sha512: 128 hex).
+SUPPORTED_ALGORITHMS = tuple(_ENCODED)  # what blobs and manifests can be stored under
 MAX_ALGORITHM_LENGTH = 32
 MAX_ENCODED_LENGTH = 128
 MAX_LENGTH = MAX_ALGORITHM_LENGTH + 1 + MAX_ENCODED_LENGTH

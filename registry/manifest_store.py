@@ -68,8 +68,27 @@ def _unmarked(stored: bytes) -> bytes:
     return stored
 
 
-def _marked(stored: bytes) -> bytes:
+def marked(stored: bytes) -> bytes:
+    """The record with a fresh mark: being deleted (still served until it is gone)."""
     return DELETING + uuid.uuid4().hex.encode() + b"\n" + _unmarked(stored)
+
+
+async def unmark_record(storage: Storage, key: str) -> bytes | None:
+    """The record at key, taken back from a delete under way (by a client or a collector)
+    if it was marked; None if it is gone."""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            stored, version = await storage.get_bytes(key)
+        except NotFound:
+            return None
+        if not stored.startswith(DELETING):
+            return stored
+        try:
+            await storage.compare_and_swap(key, _unmarked(stored), version)
+            return _unmarked(stored)
+        except PreconditionFailed:
+            continue
+    raise _contention("the manifest")
 
 
 def _nonce() -> bytes:
@@ -280,7 +299,7 @@ class ManifestStore:
             except NotFound:  # never there, or another delete finished first
                 return None
             try:
-                return await self.storage.compare_and_swap(key, _marked(stored), version), stored
+                return await self.storage.compare_and_swap(key, marked(stored), version), stored
             except PreconditionFailed:
                 continue
         raise _contention("the manifest")
@@ -298,4 +317,3 @@ class ManifestStore:
                 return reverse_version
             state = await self.read_tag(name, tag)
         raise _contention(f"tag {tag}")
-

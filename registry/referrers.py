@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
+from registry import manifest as mf
 from registry.concurrency import map_bounded
 from registry.digest import Digest
 from registry.storage import layout
@@ -111,3 +113,17 @@ async def _match_after(storage: Storage, prefix: str, start_after: str, artifact
             return False
         start_after = keys[-1]
     return False
+
+
+def referrer_entry(parsed: mf.Manifest, digest: Digest, size: int) -> bytes:
+    """The stored entry (a descriptor, as JSON) of a manifest with a subject."""
+    descriptor: dict[str, Any] = {
+        "mediaType": parsed.media_type,
+        "digest": str(digest),
+        "size": size,
+    }
+    if parsed.artifact_type is not None:
+        descriptor["artifactType"] = parsed.artifact_type
+    if parsed.annotations:
+        descriptor["annotations"] = parsed.annotations
+    return json.dumps(descriptor).encode()

@@ -11,24 +11,32 @@ a repository that was never given it.
 from __future__ import annotations
 
 import asyncio
-import json
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 from registry import manifest as mf
 from registry.concurrency import all_of, map_bounded
 from registry.digest import Digest, new_hasher
 from registry.errors import ErrorCode, RegistryError
+from registry.gc.marks import BlobTombstones, unmark_empty
 from registry.manifest_cache import ManifestCache
-from registry.manifest_store import ManifestStore, Referrer, TagState, decode_record, encode_record
+from registry.manifest_store import (
+    ManifestStore,
+    Referrer,
+    TagState,
+    decode_record,
+    encode_record,
+    unmark_record,
+)
 from registry.reference import is_valid_name, is_valid_tag
-from registry.referrers import DEFAULT_PAGE_BYTES, ReferrersPage, referrers_page
+from registry.referrers import DEFAULT_PAGE_BYTES, ReferrersPage, referrer_entry, referrers_page
 from registry.storage import layout
 from registry.storage.protocol import (
     BytesLike,
     KeyTooLong,
     NotFound,
+    ObjectInfo,
     OpenObject,
     Storage,
     StorageDenied,
@@ -38,6 +46,7 @@ from registry.storage.protocol import (
     SupportsCompose,
     SupportsIncompleteWritePurge,
     SupportsRedirect,
+    exists,
 )
 from registry.uploads import Session, Uploads, expected_length
 
@@ -57,6 +66,10 @@ __all__ = [
 ]
 
 KNOWN_REPOSITORIES_LIMIT = 10_000
+# How long this process trusts that a catalog marker it saw still exists, at most. Garbage
+# collection waits longer than this (its `settle`) between marking a marker and deleting it,
+# so a push that trusted the cache is seen by the collector's second look (registry/gc/).
+REPOSITORY_CACHE_SECONDS = 10.0
 ByteRange = tuple[int, int]  # first and last byte, inclusive
 
 
@@ -123,6 +136,8 @@ class Registry:
         delete_enabled: bool = True,
         redirect_seconds: int = 0,
         referrers_page_bytes: int = DEFAULT_PAGE_BYTES,
+        repository_cache_seconds: float = REPOSITORY_CACHE_SECONDS,
+        link_refresh_seconds: float | None = None,
     ) -> None:
         self.storage = storage
         self.delete_enabled = delete_enabled
@@ -134,7 +149,13 @@ class Registry:
         self.chunk_min_length = (
             storage.compose_min_part_size or None if isinstance(storage, SupportsCompose) else None
         )
-        self._known_repositories: set[str] = set()
+        self.tombstones = BlobTombstones(storage)
+        self.repository_cache_seconds = repository_cache_seconds
+        # A HEAD of a blob whose link is older than this writes the link again, so garbage
+        # collection sees it as young (half its blob grace: a client that learnt of a blob
+        # has at least that long to reference it).
+        self.link_refresh_seconds = link_refresh_seconds
+        self._known_repositories: dict[str, float] = {}  # name: when its marker was seen
         self._manifests: ManifestCache[StoredManifest] = ManifestCache()
 
     # -- health --------------------------------------------------------------------------------
@@ -156,11 +177,19 @@ class Registry:
     # -- repositories ----------------------------------------------------------------------------
 
     async def _ensure_repository(self, name: str) -> None:
-        if name not in self._known_repositories:
-            await self.storage.put_if_absent(layout.catalog_entry(name), b"")
-            if len(self._known_repositories) >= KNOWN_REPOSITORIES_LIMIT:
-                self._known_repositories.clear()  # only a cache of markers known to exist
-            self._known_repositories.add(name)
+        now = time.monotonic()
+        if now - self._known_repositories.get(name, -1e9) < self.repository_cache_seconds:
+            return
+        key = layout.catalog_entry(name)
+        # An existing marker may be marked by a collector: take it back (or, if it won,
+        # write it again).
+        while not await self.storage.put_if_absent(key, b"") and not await unmark_empty(
+            self.storage, key
+        ):
+            pass
+        if len(self._known_repositories) >= KNOWN_REPOSITORIES_LIMIT:
+            self._known_repositories.clear()  # only a cache of markers known to exist
+        self._known_repositories[name] = now
 
     async def _repository_exists(self, name: str) -> bool:
         try:
@@ -194,7 +223,7 @@ class Registry:
             url = await self.storage.presigned_url(layout.blob(digest), self.redirect_seconds)
             return BlobContent(digest, size, url, None)
         link, content = await asyncio.gather(
-            self.storage.stat(layout.blob_link(name, digest)),
+            self._link(name, digest),
             self.storage.open(layout.blob(digest)),
             return_exceptions=True,
         )
@@ -208,16 +237,29 @@ class Registry:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
         raise failure
 
-    async def blob_size(self, name: str, digest: Digest) -> int:
-        """The size of a blob this repository may serve (BLOB_UNKNOWN otherwise)."""
+    async def blob_size(self, name: str, digest: Digest, *, refresh: bool = False) -> int:
+        """The size of a blob this repository may serve (BLOB_UNKNOWN otherwise); with
+        `refresh`, as a client's check before it references the blob (see
+        link_refresh_seconds)."""
         try:
-            _, blob = await all_of(
-                self.storage.stat(layout.blob_link(name, digest)),
-                self.storage.stat(layout.blob(digest)),
+            link, blob = await all_of(
+                self._link(name, digest), self.storage.stat(layout.blob(digest))
             )
         except NotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+        limit = self.link_refresh_seconds
+        if refresh and limit is not None and time.time() - link.modified > limit:
+            await self.storage.put_bytes(layout.blob_link(name, digest), b"")
         return blob.size
+
+    async def _link(self, name: str, digest: Digest) -> ObjectInfo:
+        """The repository's link to the blob; one a collector marked is taken back (so a
+        client told the blob exists can rely on it). Raises NotFound."""
+        key = layout.blob_link(name, digest)
+        link = await self.storage.stat(key)
+        if link.size and not await unmark_empty(self.storage, key):
+            raise NotFound(key)
+        return link
 
     async def _blob_size_or_none(self, name: str, digest: Digest) -> int | None:
         try:
@@ -248,8 +290,21 @@ class Registry:
     ) -> None:
         """A whole blob in one request, stored only if it matches digest (and length)."""
         await self._ensure_repository(name)
+        await self.tombstones.rescue(digest)
         await self.uploads.receive_whole(body, digest, layout.blob(digest), length)
         await self._link_blob(name, digest)
+        await self._keep_uploaded(digest)
+
+    async def _keep_uploaded(self, digest: Digest) -> None:
+        """After storing a blob (or finding it stored): no collector may delete it now. One
+        that was already deleting it may have taken the bytes just stored with it."""
+        if await self.tombstones.rescue(digest) and not await exists(
+            self.storage, layout.blob(digest)
+        ):
+            raise RegistryError(
+                ErrorCode.UNAVAILABLE,
+                f"garbage collection deleted blob {digest} while it was uploaded; upload it again",
+            )
 
     async def start_upload(self, name: str) -> UploadProgress:
         return _progress(await self.uploads.start(name))
@@ -291,8 +346,10 @@ class Registry:
                 return
             session = await self.uploads.append(session, last_chunk, chunk_range, length)
         await self._ensure_repository(name)
+        await self.tombstones.rescue(digest)
         await self.uploads.complete(session, digest, layout.blob(digest))
         await self._link_blob(name, digest)
+        await self._keep_uploaded(digest)
 
     async def cancel_upload(self, name: str, upload_id: str) -> None:
         await self.uploads.cancel(await self.uploads.get(name, upload_id))
@@ -353,8 +410,7 @@ class Registry:
         )
         referrer = None
         if parsed.subject is not None:
-            descriptor = json.dumps(_referrer_descriptor(parsed, digest, len(body))).encode()
-            referrer = Referrer(parsed.subject, descriptor)
+            referrer = Referrer(parsed.subject, referrer_entry(parsed, digest, len(body)))
         # The write order, and why it holds up against concurrent deletes: manifest_store.py.
         record = encode_record(parsed.media_type, body)
         await self.manifest_store.store(
@@ -382,11 +438,15 @@ class Registry:
             raise first
 
     async def _manifest_size(self, name: str, digest: Digest) -> int | None:
-        try:
-            stored = await self.manifest_store.read(name, digest)
-        except NotFound:
+        """The size of a manifest another one names; one being deleted is taken back."""
+        stored = await unmark_record(self.storage, layout.manifest(name, digest))
+        if stored is None:
             return None
         return len(_decode_manifest(digest, stored).body)
+
+    def forget_manifest(self, name: str, digest: Digest) -> None:
+        """Drop a manifest deleted behind the service's back (by garbage collection)."""
+        self._manifests.discard(name, digest)
 
     async def delete_manifest(self, name: str, reference: str | Digest) -> None:
         """By tag: untag. By digest: the manifest, every tag on it and its referrer entry."""
@@ -467,16 +527,3 @@ def _reference_problem(
             )
         ]
     return []
-
-
-def _referrer_descriptor(parsed: mf.Manifest, digest: Digest, size: int) -> dict[str, Any]:
-    descriptor: dict[str, Any] = {
-        "mediaType": parsed.media_type,
-        "digest": str(digest),
-        "size": size,
-    }
-    if parsed.artifact_type is not None:
-        descriptor["artifactType"] = parsed.artifact_type
-    if parsed.annotations:
-        descriptor["annotations"] = parsed.annotations
-    return descriptor

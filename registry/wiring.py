@@ -23,8 +23,10 @@ from registry.auth.policy import Policy
 from registry.auth.token import BearerAuthorizer, TokenAuthority, TokenSettings
 from registry.auth.token_service import TokenService
 from registry.config import Config, S3Config
+from registry.gc.collector import Settings as GcSettings
+from registry.gc.schedule import collect_if_due
 from registry.periodic import every
-from registry.service import Registry
+from registry.service import REPOSITORY_CACHE_SECONDS, Registry
 from registry.storage import layout
 from registry.storage.filesystem import FilesystemStorage
 from registry.storage.protocol import Storage, StorageError, SupportsTempFilePurge
@@ -37,6 +39,8 @@ UPLOAD_PURGE_INTERVAL_SECONDS = 3600.0
 # hour was left behind by a crash (or a write that failed before it could clean up).
 TEMP_FILE_MAX_AGE_SECONDS = 3600.0
 TEMP_FILE_PURGE_INTERVAL_SECONDS = 900.0
+# How often a replica with gc.enabled checks whether a collection is due.
+GC_CHECK_INTERVAL_SECONDS = 300.0
 log = logging.getLogger("registry")
 
 
@@ -86,13 +90,32 @@ def build(config: Config) -> Services:
     """The services for config."""
     storage = open_storage(config)
     s3 = config.storage.s3
+    gc = config.gc
     registry = Registry(
         storage,
         delete_enabled=config.storage.delete.enabled,
         redirect_seconds=int(s3.redirect_expiry_seconds) if s3 is not None and s3.redirect else 0,
+        # Below the settle: see registry/gc/__init__.py.
+        repository_cache_seconds=min(REPOSITORY_CACHE_SECONDS, gc.settle / 3),
+        link_refresh_seconds=gc.blob_grace / 2 if gc.blob_grace else None,
     )
     authorizer, token_service = _authorization(config, registry)
     return Services(config, storage, registry, authorizer, token_service)
+
+
+def gc_settings(
+    config: Config, *, blob_grace: float | None = None, settle: float | None = None
+) -> GcSettings:
+    """What a collection does, from the `gc` section (and a command line's overrides)."""
+    gc = config.gc
+    return GcSettings(
+        blob_grace=gc.blob_grace if blob_grace is None else blob_grace,
+        settle=gc.settle if settle is None else settle,
+        delete_untagged=gc.untagged == "delete",
+        untagged_grace=gc.untagged_grace,
+        delete_referrers=gc.delete_referrers,
+        upload_max_age=config.storage.uploads.max_age_seconds,
+    )
 
 
 def _authorization(config: Config, registry: Registry) -> tuple[Authorizer, TokenService | None]:
@@ -156,6 +179,14 @@ async def running(services: Services) -> AsyncIterator[None]:
                 removing = "removing stale temporary files"
                 job = _temp_file_purge(storage)
                 jobs.start_soon(every, TEMP_FILE_PURGE_INTERVAL_SECONDS, removing, job)
+            if services.config.gc.enabled:
+                settings, interval = gc_settings(services.config), services.config.gc.interval
+
+                async def collect() -> None:
+                    await collect_if_due(registry, settings, interval)
+
+                check = min(GC_CHECK_INTERVAL_SECONDS, interval)
+                jobs.start_soon(every, check, "garbage collection", collect)
             trimming = "trimming the heap"
             jobs.start_soon(every, memory.TRIM_INTERVAL_SECONDS, trimming, memory.trim_in_thread)
             try:

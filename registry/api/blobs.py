@@ -60,7 +60,7 @@ async def get_blob(request: Request) -> Response:
         "Cache-Control": "max-age=31536000",
     }
     if request.method == "HEAD":
-        size = await registry.blob_size(name, digest)
+        size = await registry.blob_size(name, digest, refresh=True)
         return empty(200, headers | {"Content-Length": str(size)})
     blob = await registry.open_blob(name, digest, redirect=True)
     if blob.redirect_url is not None:

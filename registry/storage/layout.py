@@ -14,6 +14,17 @@
     uploads/<uuid>/state                                upload session state (JSON)
     uploads/<uuid>/parts/<offset>-<nonce>               received bytes, one object per chunk
     secrets/token-signing-key.pem                       generated token key, shared by replicas
+    gc/lease                                            the garbage collector's lease (JSON)
+    gc/last-run                                         when the last collection ended (JSON)
+    gc/blob-tombstones/<alg>/<hex>                      a blob a collector means to delete:
+                                                        "pending <run>", "rescued", "deleting <run>"
+
+Garbage collection (registry/gc/) marks what it means to delete before it deletes it, so
+writers on any replica can take it back: a repository link or catalog marker it means to
+delete holds "~gc <run> <nonce>" instead of nothing, a manifest record gets the same
+"~deleting <nonce>" line a delete by digest puts before it, and a global blob gets a
+tombstone. Readers treat a marked object as present and writers that touch it unmark it; the
+collector then deletes only what is still marked as it left it (a conditional delete).
 
 Reserved segments start with `_`, which no repository-name component can, so a repository
 called `a/_tags` cannot exist and names never collide with internals. Tags and the catalog are
@@ -51,10 +62,47 @@ from registry.digest import Digest
 CATALOG_PREFIX = "catalog/"
 TOKEN_SIGNING_KEY = "secrets/token-signing-key.pem"
 UPLOADS_PREFIX = "uploads/"
+GC_LEASE = "gc/lease"
+GC_LAST_RUN = "gc/last-run"
+BLOB_TOMBSTONES_PREFIX = "gc/blob-tombstones/"
+BLOBS_PREFIX = "blobs/"
+REPOSITORIES_PREFIX = "repositories/"
 
 
 def blob(digest: Digest) -> str:
-    return f"blobs/{digest.algorithm}/{digest.encoded}"
+    return f"{BLOBS_PREFIX}{digest.algorithm}/{digest.encoded}"
+
+
+def blobs_prefix(algorithm: str) -> str:
+    """Every global blob of one algorithm: a flat prefix."""
+    return f"{BLOBS_PREFIX}{algorithm}/"
+
+
+def blob_tombstone(digest: Digest) -> str:
+    return f"{BLOB_TOMBSTONES_PREFIX}{digest.algorithm}/{digest.encoded}"
+
+
+def blob_tombstones_prefix(algorithm: str) -> str:
+    return f"{BLOB_TOMBSTONES_PREFIX}{algorithm}/"
+
+
+def repository_prefix(name: str) -> str:
+    """Every key of the repository's own (not those of repositories nested below its name:
+    their next segment cannot start with `_`)."""
+    return f"{REPOSITORIES_PREFIX}{name}/_"
+
+
+def blob_links_prefix(name: str, algorithm: str) -> str:
+    return f"{REPOSITORIES_PREFIX}{name}/_blobs/{algorithm}/"
+
+
+def manifests_prefix(name: str, algorithm: str) -> str:
+    return f"{REPOSITORIES_PREFIX}{name}/_manifests/{algorithm}/"
+
+
+def referrers_root(name: str) -> str:
+    """Every referrer entry of the repository (nested: subject, then referrer)."""
+    return f"{REPOSITORIES_PREFIX}{name}/_referrers/"
 
 
 def blob_link(name: str, digest: Digest) -> str:

@@ -31,7 +31,7 @@ def options(parser: Parser) -> set[str]:
 
 def test_every_leaf_command_takes_a_config_file() -> None:
     commands = leaves(cli._parser())
-    assert set(commands) == {"serve", "user add", "config show"}
+    assert set(commands) == {"serve", "gc", "user add", "config show"}
     assert all("--config" in options(parser) for parser in commands.values())
 
 

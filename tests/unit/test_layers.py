@@ -22,6 +22,7 @@ SERVICE = (
     "registry.manifest_cache",
     "registry.manifest_store",
     "registry.referrers",
+    "registry.gc",
 )
 STORAGE = ("registry.storage",)
 COMPOSITION = (

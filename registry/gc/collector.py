@@ -1,0 +1,617 @@
+"""One garbage collection, online: mark, mark what goes, settle, mark again, delete.
+
+The phases and why they are safe against pushes on any replica: registry/gc/__init__.py.
+`pause` is called at each phase boundary (PHASES) so tests can run clients in between.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+
+import anyio
+
+from registry.concurrency import map_bounded
+from registry.digest import SUPPORTED_ALGORITHMS, Digest
+from registry.gc import marks
+from registry.gc.lease import RENEW_EVERY_SECONDS, Lease, LeaseLost
+from registry.gc.reachability import (
+    Candidate,
+    RepositoryMark,
+    RepositoryMarker,
+    Rules,
+    Unparseable,
+    keys_under,
+    link_digests,
+    manifest_digests,
+    read_node,
+    tag_targets,
+)
+from registry.manifest import ManifestInvalid, parse_manifest
+from registry.manifest_store import decode_record, marked
+from registry.referrers import referrer_entry
+from registry.service import Registry
+from registry.storage import layout
+from registry.storage.protocol import NotFound, PreconditionFailed, StorageError, exists
+
+PHASES = ("marked", "tombstoned", "settled", "before-delete", "deleting-blobs")
+REPOSITORIES_AT_ONCE = 4
+log = logging.getLogger("registry.gc")
+Pause = Callable[[str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    blob_grace: float = 3600.0
+    settle: float = 30.0
+    delete_untagged: bool = False
+    untagged_grace: float = 86400.0
+    delete_referrers: bool = True
+    upload_max_age: float | None = None  # also purge upload sessions idle this long
+
+
+@dataclass(slots=True)
+class Summary:
+    dry_run: bool
+    manifests_deleted: int = 0
+    links_deleted: int = 0
+    blobs_deleted: int = 0
+    bytes_freed: int = 0
+    repositories_deleted: int = 0
+    rescued: int = 0  # candidates a client touched (or a second look found in use)
+    leftovers_cleared: int = 0  # tombstones of a collector that died
+    uploads_purged: int = 0
+    duration_seconds: float = 0.0
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+def _short(digest: Digest) -> int:
+    """A blob's key in the kept set: 64 bits of its digest. Two digests sharing them only keep
+    a blob that could have gone (never the reverse), at odds of 1 in 2^64 per pair."""
+    return int(digest.encoded[:16], 16)
+
+
+@dataclass(slots=True)
+class _Run:
+    repositories: dict[str, RepositoryMark] = field(default_factory=dict)
+    kept: set[int] = field(default_factory=set)
+    blobs: dict[Digest, Candidate] = field(default_factory=dict)  # global blob candidates
+    rescued_blobs: set[Digest] = field(default_factory=set)
+    rescued_manifests: dict[tuple[str, Digest], Candidate] = field(default_factory=dict)
+    rescued_links: dict[tuple[str, Digest], Candidate] = field(default_factory=dict)
+
+
+async def _nothing(_: str) -> None:
+    return None
+
+
+class Collector:
+    def __init__(
+        self,
+        registry: Registry,
+        settings: Settings,
+        *,
+        pause: Pause = _nothing,
+        holder: str | None = None,
+    ) -> None:
+        self.registry = registry
+        self.storage = registry.storage
+        self.settings = settings
+        self.pause = pause
+        self.lease = Lease(self.storage, holder)
+        self.run_id = self.lease.run
+
+    # -- the run -------------------------------------------------------------------------------
+
+    async def collect(self, dry_run: bool = False) -> Summary:
+        """One full collection (or, dry, what it would delete). Raises LeaseHeld when another
+        collector runs, LeaseLost if our lease could not be kept, StorageError."""
+        started = time.monotonic()
+        summary = Summary(dry_run)
+        if dry_run:
+            run = await self._mark(await self._storage_now())
+            self._count_candidates(run, summary)
+        else:
+            await self.lease.acquire()
+            try:
+                async with anyio.create_task_group() as background:
+                    background.start_soon(self._keep_lease)
+                    await self._collect(summary)
+                    background.cancel_scope.cancel()
+            finally:
+                await self.lease.release()
+        summary.duration_seconds = round(time.monotonic() - started, 3)
+        return summary
+
+    async def _collect(self, summary: Summary) -> None:
+        now = await self._storage_now()
+        summary.leftovers_cleared = await self._clear_leftovers()
+        run = await self._mark(now)
+        log.info(
+            "gc: marked %d repositories; candidates: %d manifests, %d links, %d blobs",
+            len(run.repositories),
+            sum(len(r.manifest_candidates) for r in run.repositories.values()),
+            sum(len(r.link_candidates) for r in run.repositories.values()),
+            len(run.blobs),
+        )
+        await self.pause("marked")
+        await self._write_marks(run)
+        await self.pause("tombstoned")
+        await anyio.sleep(self.settings.settle)
+        await self.pause("settled")
+        await self._mark_again(run)
+        await self.pause("before-delete")
+        self.lease.check()
+        await self._delete_manifests(run, summary)
+        await self._delete_links(run, summary)
+        await self._delete_blobs(run, summary)
+        await self._remove_repositories(run, summary)
+        summary.rescued = len(run.rescued_blobs) + len(run.rescued_links)
+        summary.rescued += len(run.rescued_manifests)
+        await self._unmark_rescued(run)
+        if self.settings.upload_max_age is not None:
+            summary.uploads_purged = await self.registry.purge_abandoned_uploads(
+                self.settings.upload_max_age
+            )
+        record = {"finished": time.time(), "holder": self.lease.holder, "run": self.run_id}
+        await self.storage.put_bytes(layout.GC_LAST_RUN, json.dumps(record).encode())
+
+    async def _keep_lease(self) -> None:
+        while True:
+            await anyio.sleep(RENEW_EVERY_SECONDS)
+            try:
+                await self.lease.renew()
+            except (LeaseLost, StorageError) as exc:
+                log.warning("gc: could not renew the lease: %s", exc)  # check() stops us
+
+    async def _storage_now(self) -> float:
+        """The storage's clock (ages are measured against the objects' modification times):
+        the time of a write of ours, or of the lease we hold."""
+        if self.lease.expires:
+            return (await self.storage.stat(layout.GC_LEASE)).modified
+        return time.time()
+
+    # -- leftovers of a collector that died ------------------------------------------------------
+
+    async def _clear_leftovers(self) -> int:
+        """Finish the deletions a dead collector had won, drop its other tombstones. (Its
+        marks on links, manifests and markers need nothing: a writer takes them back, and
+        this run marks again what is still unreferenced.)"""
+        cleared = 0
+        for algorithm in SUPPORTED_ALGORITHMS:
+            prefix = layout.blob_tombstones_prefix(algorithm)
+            keys = [key async for key in keys_under(self.storage, prefix)]
+
+            async def clear(key: str, prefix: str = prefix, algorithm: str = algorithm) -> None:
+                try:
+                    state, version = await self.storage.get_bytes(key)
+                except NotFound:
+                    return
+                if state.startswith(marks.DELETING):
+                    await self.storage.delete(layout.blob(Digest(algorithm, key[len(prefix) :])))
+                await self.storage.delete_if_version(key, version)
+
+            await map_bounded(clear, keys)
+            cleared += len(keys)
+        return cleared
+
+    # -- mark ----------------------------------------------------------------------------------
+
+    async def _repository_names(self) -> list[str]:
+        return [
+            layout.name_of_catalog_entry(key)
+            async for key in keys_under(self.storage, layout.CATALOG_PREFIX)
+        ]
+
+    async def _mark(self, now: float) -> _Run:
+        run = _Run()
+        settings = self.settings
+        rules = Rules(
+            settings.blob_grace,
+            settings.delete_untagged,
+            settings.untagged_grace,
+            settings.delete_referrers,
+        )
+        marker = RepositoryMarker(self.storage, rules, now)
+
+        def keep(digest: Digest) -> None:
+            run.kept.add(_short(digest))
+
+        async def mark(name: str) -> None:
+            try:
+                run.repositories[name] = await marker.mark(name, keep)
+            except Unparseable as exc:
+                log.warning("gc: nothing in %s is collected: %s", name, exc)
+
+        await map_bounded(mark, await self._repository_names(), REPOSITORIES_AT_ONCE)
+        for algorithm in SUPPORTED_ALGORITHMS:
+            prefix = layout.blobs_prefix(algorithm)
+            page: list[Digest] = []
+            async for key in keys_under(self.storage, prefix):
+                digest = Digest(algorithm, key[len(prefix) :])
+                if _short(digest) not in run.kept:
+                    page.append(digest)
+                if len(page) >= 1000:
+                    await self._blob_candidates(run, page, now)
+                    page = []
+            await self._blob_candidates(run, page, now)
+        return run
+
+    async def _blob_candidates(self, run: _Run, digests: list[Digest], now: float) -> None:
+        async def stat(digest: Digest) -> Candidate | None:
+            try:
+                info = await self.storage.stat(layout.blob(digest))
+            except NotFound:
+                return None
+            if now - info.modified < self.settings.blob_grace:
+                return None
+            return Candidate(size=info.size)
+
+        for digest, candidate in zip(digests, await map_bounded(stat, digests), strict=True):
+            if candidate is not None:
+                run.blobs[digest] = candidate
+
+    def _count_candidates(self, run: _Run, summary: Summary) -> None:
+        for repository in run.repositories.values():
+            summary.manifests_deleted += len(repository.manifest_candidates)
+            summary.links_deleted += len(repository.link_candidates)
+            summary.repositories_deleted += repository.removable
+        summary.blobs_deleted = len(run.blobs)
+        summary.bytes_freed = sum(c.size for c in run.blobs.values())
+
+    # -- mark what goes --------------------------------------------------------------------------
+
+    async def _write_marks(self, run: _Run) -> None:
+        async def mark_repository(repository: RepositoryMark) -> None:
+            name = repository.name
+            manifests = list(repository.manifest_candidates.items())
+            for (digest, candidate), version in zip(
+                manifests,
+                await map_bounded(self._mark_manifest(name), [d for d, _ in manifests]),
+                strict=True,
+            ):
+                candidate.version = version
+                if version is None:  # gone already, or too busy to be garbage
+                    self._rescue_manifest(run, repository, digest)
+            links = list(repository.link_candidates.items())
+            keys = [layout.blob_link(name, digest) for digest, _ in links]
+            for (digest, candidate), version in zip(
+                links, await map_bounded(self._mark_empty, keys), strict=True
+            ):
+                candidate.version = version
+                if version is None:
+                    self._rescue_link(run, repository, digest)
+            if repository.removable:
+                version = await self._mark_empty(layout.catalog_entry(name))
+                repository.marker = Candidate(version=version) if version else None
+                repository.removable = version is not None
+
+        await map_bounded(mark_repository, list(run.repositories.values()), REPOSITORIES_AT_ONCE)
+        pending = marks.pending(self.run_id)
+
+        async def tombstone(digest: Digest) -> bool:
+            return await self.storage.put_if_absent(layout.blob_tombstone(digest), pending)
+
+        blobs = list(run.blobs)
+        for digest, written in zip(blobs, await map_bounded(tombstone, blobs), strict=True):
+            if not written:  # not ours: leave that blob alone
+                del run.blobs[digest]
+
+    def _mark_manifest(self, name: str) -> Callable[[Digest], Awaitable[str | None]]:
+        async def mark(digest: Digest) -> str | None:
+            key = layout.manifest(name, digest)
+            for _ in range(marks.MAX_ATTEMPTS):
+                try:
+                    stored, version = await self.storage.get_bytes(key)
+                    return await self.storage.compare_and_swap(key, marked(stored), version)
+                except NotFound:
+                    return None
+                except PreconditionFailed:
+                    continue
+            return None  # too busy to be garbage: leave it
+
+        return mark
+
+    async def _mark_empty(self, key: str) -> str | None:
+        """Mark a link or catalog marker; its marked version, or None if it is gone."""
+        for _ in range(marks.MAX_ATTEMPTS):
+            try:
+                _, version = await self.storage.get_bytes(key)
+                return await self.storage.compare_and_swap(
+                    key, marks.link_mark(self.run_id), version
+                )
+            except NotFound:
+                return None
+            except PreconditionFailed:
+                continue
+        return None
+
+    # -- the second look -----------------------------------------------------------------------
+
+    async def _mark_again(self, run: _Run) -> None:
+        """After the settle: whatever a push made reachable since the first mark, without
+        passing through a mark (its checks came before the marks were written, so its writes
+        landed within the settle), is found here and kept."""
+
+        async def look(name: str) -> None:
+            repository = run.repositories.get(name)
+            if repository is None:  # new since the first mark, or not collected
+                repository = RepositoryMark(name)
+            try:
+                await self._look_again(run, repository)
+            except Unparseable as exc:
+                log.warning("gc: nothing in %s is collected: %s", name, exc)
+                self._rescue_repository(run, repository)
+                async for digest in link_digests(self.storage, name):
+                    self._rescue_blob(run, digest)
+
+        await map_bounded(look, await self._repository_names(), REPOSITORIES_AT_ONCE)
+
+    async def _look_again(self, run: _Run, repository: RepositoryMark) -> None:
+        name = repository.name
+        listed = await manifest_digests(self.storage, name)
+        new = [d for d in listed if d not in repository.manifests]
+        if new:
+            repository.removable = False
+
+        async def read(digest: Digest) -> None:
+            node = await read_node(self.storage, name, digest)
+            if node is None:
+                return
+            for child in node.children:
+                self._rescue_manifest(run, repository, child)
+            for blob in node.blobs:
+                self._rescue_link(run, repository, blob)
+            for referrer, candidate in list(repository.manifest_candidates.items()):
+                if candidate.node is not None and candidate.node.subject == digest:
+                    self._rescue_manifest(run, repository, referrer)
+
+        await map_bounded(read, new)
+        if repository.manifest_candidates or repository.removable:
+            tagged = await tag_targets(self.storage, name)
+            if tagged is not None:
+                repository.removable = False
+                for digest in tagged:
+                    self._rescue_manifest(run, repository, digest)
+        async for digest in link_digests(self.storage, name):
+            if digest not in repository.link_candidates:
+                repository.removable = False
+                self._rescue_blob(run, digest)
+
+    def _rescue_repository(self, run: _Run, repository: RepositoryMark) -> None:
+        for digest in list(repository.manifest_candidates):
+            self._rescue_manifest(run, repository, digest)
+        for digest in list(repository.link_candidates):
+            self._rescue_link(run, repository, digest)
+        repository.removable = False
+
+    def _rescue_manifest(self, run: _Run, repository: RepositoryMark, digest: Digest) -> None:
+        candidate = repository.manifest_candidates.pop(digest, None)
+        if candidate is None:
+            return
+        repository.removable = False
+        run.rescued_manifests[repository.name, digest] = candidate
+        node = candidate.node
+        assert node is not None
+        for child in node.children:
+            self._rescue_manifest(run, repository, child)
+        for blob in node.blobs:
+            self._rescue_link(run, repository, blob)
+        for referrer, other in list(repository.manifest_candidates.items()):
+            if other.node is not None and other.node.subject == digest:
+                self._rescue_manifest(run, repository, referrer)
+
+    def _rescue_link(self, run: _Run, repository: RepositoryMark, digest: Digest) -> None:
+        self._rescue_blob(run, digest)
+        candidate = repository.link_candidates.pop(digest, None)
+        if candidate is not None:
+            repository.removable = False
+            run.rescued_links[repository.name, digest] = candidate
+
+    def _rescue_blob(self, run: _Run, digest: Digest) -> None:
+        if run.blobs.pop(digest, None) is not None:
+            run.rescued_blobs.add(digest)
+
+    # -- delete --------------------------------------------------------------------------------
+
+    async def _delete_manifests(self, run: _Run, summary: Summary) -> None:
+        """Indexes before their children: an index a push took back keeps its children."""
+
+        async def delete_in(repository: RepositoryMark) -> None:
+            candidates = repository.manifest_candidates
+            while candidates:
+                children = {
+                    child
+                    for candidate in candidates.values()
+                    if candidate.node is not None
+                    for child in candidate.node.children
+                }
+                level = [d for d in candidates if d not in children] or list(candidates)
+                deleter = self._delete_manifest(repository.name)
+                outcomes = await map_bounded(
+                    deleter, [(d, candidates[d]) for d in level], REPOSITORIES_AT_ONCE * 4
+                )
+                for digest, won in zip(level, outcomes, strict=True):
+                    if won:
+                        del candidates[digest]
+                        summary.manifests_deleted += 1
+                        self.registry.forget_manifest(repository.name, digest)
+                    else:
+                        self._rescue_manifest(run, repository, digest)
+
+        await map_bounded(delete_in, list(run.repositories.values()), REPOSITORIES_AT_ONCE)
+
+    def _delete_manifest(self, name: str) -> Callable[[tuple[Digest, Candidate]], Awaitable[bool]]:
+        async def delete(item: tuple[Digest, Candidate]) -> bool:
+            digest, candidate = item
+            assert candidate.version is not None and candidate.node is not None
+            subject = candidate.node.subject
+            if subject is not None:
+                await self.storage.delete(layout.referrer(name, subject, digest))
+            prefix = layout.tagged_prefix(name, digest)
+            reverse = await self.storage.list(prefix)
+            versions = await map_bounded(self._version, reverse)
+            key = layout.manifest(name, digest)
+            if not await self.storage.delete_if_version(key, candidate.version):
+                if subject is not None:  # a push took it back: its referrer entry stays
+                    await self._restore_referrer_entry(name, digest, subject)
+                return False
+            for entry, version in zip(reverse, versions, strict=True):
+                if version is not None:
+                    await self.storage.delete_if_version(entry, version)
+            return True
+
+        return delete
+
+    async def _version(self, key: str) -> str | None:
+        try:
+            return (await self.storage.get_bytes(key))[1]
+        except NotFound:
+            return None
+
+    async def _restore_referrer_entry(self, name: str, digest: Digest, subject: Digest) -> None:
+        try:
+            stored, _ = await self.storage.get_bytes(layout.manifest(name, digest))
+            media_type, body = decode_record(stored)
+            parsed = parse_manifest(body, media_type)
+        except (NotFound, ManifestInvalid):
+            return
+        entry = referrer_entry(parsed, digest, len(body))
+        await self.storage.put_bytes(layout.referrer(name, subject, digest), entry)
+
+    async def _delete_links(self, run: _Run, summary: Summary) -> None:
+        for repository in run.repositories.values():
+            items = list(repository.link_candidates.items())
+
+            async def delete(item: tuple[Digest, Candidate], name: str = repository.name) -> bool:
+                digest, candidate = item
+                assert candidate.version is not None
+                key = layout.blob_link(name, digest)
+                return await self.storage.delete_if_version(key, candidate.version)
+
+            for (digest, _), won in zip(items, await map_bounded(delete, items), strict=True):
+                if won:
+                    summary.links_deleted += 1
+                else:
+                    self._rescue_link(run, repository, digest)
+
+    async def _delete_blobs(self, run: _Run, summary: Summary) -> None:
+        self.lease.check()
+        pending, deleting = marks.pending(self.run_id), marks.deleting(self.run_id)
+
+        async def win(digest: Digest) -> bool:
+            key = layout.blob_tombstone(digest)
+            try:
+                state, version = await self.storage.get_bytes(key)
+                if state != pending:
+                    return False
+                await self.storage.compare_and_swap(key, deleting, version)
+            except (NotFound, PreconditionFailed):
+                return False
+            return True
+
+        candidates = list(run.blobs)
+        won = [
+            d for d, ok in zip(candidates, await map_bounded(win, candidates), strict=True) if ok
+        ]
+        for digest in set(candidates) - set(won):
+            self._rescue_blob(run, digest)
+        await self.pause("deleting-blobs")
+        self.lease.check()
+
+        async def delete(digest: Digest) -> None:
+            await self.storage.delete(layout.blob(digest))
+            await self.storage.delete(layout.blob_tombstone(digest))
+
+        await map_bounded(delete, won)
+        summary.blobs_deleted = len(won)
+        summary.bytes_freed = sum(run.blobs[d].size for d in won)
+
+    async def _remove_repositories(self, run: _Run, summary: Summary) -> None:
+        async def remove(repository: RepositoryMark) -> None:
+            marker = repository.marker
+            if not repository.removable or marker is None or marker.version is None:
+                return
+            name = repository.name
+            if not await self.storage.delete_if_version(layout.catalog_entry(name), marker.version):
+                return
+            repository.marker = None
+            leftovers = await self.storage.list(layout.repository_prefix(name))
+            stale = [key for key in leftovers if _is_stale_entry(name, key)]
+            if len(stale) < len(leftovers):  # a push wrote into it meanwhile: it stays listed
+                await self.storage.put_if_absent(layout.catalog_entry(name), b"")
+                return
+            await map_bounded(self._drop_stale_entry, stale)
+            summary.repositories_deleted += 1
+
+        await map_bounded(remove, list(run.repositories.values()), REPOSITORIES_AT_ONCE)
+
+    async def _drop_stale_entry(self, key: str) -> None:
+        """A reverse tag entry (a push that sets the tag writes it again after the tag), or a
+        referrer entry whose manifest is gone (a push writes the manifest first)."""
+        referrer = _referrer_of_entry(key)
+        if referrer is not None:
+            name, digest = referrer
+            if await exists(self.storage, layout.manifest(name, digest)):
+                return
+        await self.storage.delete(key)
+
+    async def _unmark_rescued(self, run: _Run) -> None:
+        """Take our marks back from what was not deleted after all."""
+
+        async def manifest(item: tuple[tuple[str, Digest], Candidate]) -> None:
+            (name, digest), candidate = item
+            if candidate.version is not None:
+                await self._unmark_if_ours(layout.manifest(name, digest), candidate.version, None)
+
+        async def link(item: tuple[tuple[str, Digest], Candidate]) -> None:
+            (name, digest), candidate = item
+            if candidate.version is not None:
+                await self._unmark_if_ours(layout.blob_link(name, digest), candidate.version, b"")
+
+        async def marker(repository: RepositoryMark) -> None:
+            if repository.marker is not None and repository.marker.version is not None:
+                key = layout.catalog_entry(repository.name)
+                await self._unmark_if_ours(key, repository.marker.version, b"")
+
+        async def tombstone(digest: Digest) -> None:
+            await self.storage.delete(layout.blob_tombstone(digest))
+
+        await map_bounded(manifest, list(run.rescued_manifests.items()))
+        await map_bounded(link, list(run.rescued_links.items()))
+        await map_bounded(marker, list(run.repositories.values()))
+        await map_bounded(tombstone, list(run.rescued_blobs))
+
+    async def _unmark_if_ours(self, key: str, version: str, unmarked: bytes | None) -> None:
+        try:
+            stored, current = await self.storage.get_bytes(key)
+            if current == version:
+                restored = unmarked if unmarked is not None else _without_mark(stored)
+                await self.storage.compare_and_swap(key, restored, version)
+        except (NotFound, PreconditionFailed):
+            pass  # deleted, or taken back by a writer: nothing of ours is left on it
+
+
+def _is_stale_entry(name: str, key: str) -> bool:
+    rest = key[len(layout.repository_prefix(name)) - 1 :]
+    return rest.startswith(("_tagged/", "_referrers/"))
+
+
+def _referrer_of_entry(key: str) -> tuple[str, Digest] | None:
+    """The repository and referrer digest of a referrer entry's key."""
+    head, marker, rest = key.rpartition("/_referrers/")
+    if not marker:
+        return None
+    name = head[len(layout.REPOSITORIES_PREFIX) :]
+    algorithm, _, encoded = rest.rpartition("/")[2].partition("-")
+    return name, Digest(algorithm, encoded)
+
+
+def _without_mark(stored: bytes) -> bytes:
+    media_type, body = decode_record(stored)
+    return media_type.encode() + b"\n" + body

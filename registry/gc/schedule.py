@@ -1,0 +1,66 @@
+"""Scheduled collection: every replica with `gc.enabled` checks now and then whether the last
+collection anywhere in the deployment ended more than `interval` ago, and if so tries to
+collect; the lease lets exactly one of them do it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from registry.gc.collector import Collector, Settings, Summary
+from registry.gc.lease import LeaseHeld
+from registry.service import Registry
+from registry.storage import layout
+from registry.storage.protocol import NotFound
+
+log = logging.getLogger("registry.gc")
+
+
+async def last_finished(registry: Registry) -> float:
+    """When the last collection ended (0 if none did), by its collector's clock."""
+    try:
+        data, _ = await registry.storage.get_bytes(layout.GC_LAST_RUN)
+        return float(json.loads(data)["finished"])
+    except NotFound:
+        return 0.0
+    except (ValueError, KeyError, TypeError):
+        return 0.0  # unreadable: a collection is due, the lease still allows only one
+
+
+async def collect_if_due(registry: Registry, settings: Settings, interval: float) -> None:
+    if time.time() - await last_finished(registry) < interval:
+        return
+    try:
+        summary = await Collector(registry, settings).collect()
+    except LeaseHeld as exc:
+        log.info("gc: not collecting, another collector runs: %s", exc)
+        return
+    log.info("gc: %s", describe(summary))
+
+
+def describe(summary: Summary) -> str:
+    """One line for people."""
+    verb = "would delete" if summary.dry_run else "deleted"
+    freed = _size(summary.bytes_freed)
+    text = (
+        f"{verb} {summary.manifests_deleted} manifests, {summary.links_deleted} links, "
+        f"{summary.blobs_deleted} blobs ({freed}), {summary.repositories_deleted} repositories "
+        f"in {summary.duration_seconds:.1f}s"
+    )
+    if summary.rescued:
+        text += f"; {summary.rescued} kept because clients used them meanwhile"
+    if summary.leftovers_cleared:
+        text += f"; cleared {summary.leftovers_cleared} tombstones of an interrupted run"
+    if summary.uploads_purged:
+        text += f"; purged {summary.uploads_purged} abandoned upload objects"
+    return text
+
+
+def _size(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"

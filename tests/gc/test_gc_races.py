@@ -1,0 +1,164 @@
+"""A collection stopped at each phase boundary while a client pushes an image made of old
+orphaned blobs (the blobs a collection with `--grace 0s` is about to delete): the client
+checks each blob (HEAD), mounts it from another repository, or uploads it again, then puts a
+manifest naming them. Whatever the interleaving, the manifest PUT succeeds and afterwards
+every blob it names is there, and the collection leaves no mark or tombstone behind."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+
+import anyio
+import httpx
+import pytest
+
+from registry.gc.collector import PHASES
+from registry.service import Registry
+from testkit.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor, digest_of
+from tests.gc.conftest import Deployment, collector
+
+pytestmark = pytest.mark.anyio
+
+# How long a stopped collection waits for the client before it goes on; a client may be
+# waiting for the collection itself (an upload waits out a blob deletion under way).
+CLIENT_HEAD_START = 1.0
+
+Scenario = Callable[[httpx.AsyncClient, httpx.AsyncClient, str, list[bytes]], Awaitable[None]]
+
+
+async def upload(client: httpx.AsyncClient, repo: str, data: bytes) -> None:
+    r = await client.post(
+        f"/v2/{repo}/blobs/uploads/", params={"digest": digest_of(data)}, content=data
+    )
+    assert r.status_code == 201, r.text
+
+
+def manifest_of(blobs: list[bytes]) -> bytes:
+    config, *layers = blobs
+    return json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(config, OCI_CONFIG),
+            "layers": [descriptor(layer, OCI_LAYER) for layer in layers],
+        }
+    ).encode()
+
+
+async def put_manifest(client: httpx.AsyncClient, repo: str, blobs: list[bytes]) -> None:
+    r = await client.put(
+        f"/v2/{repo}/manifests/latest",
+        content=manifest_of(blobs),
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201, r.text
+
+
+async def head_then_put(
+    first: httpx.AsyncClient, second: httpx.AsyncClient, repo: str, blobs: list[bytes]
+) -> None:
+    """docker's push: HEAD each blob, upload only the missing ones, put the manifest."""
+    for data in blobs:
+        r = await first.head(f"/v2/{repo}/blobs/{digest_of(data)}")
+        assert r.status_code in (200, 404), r.text
+        if r.status_code == 404:
+            await upload(first, repo, data)
+    await put_manifest(second, repo, blobs)
+
+
+async def mount_then_put(
+    first: httpx.AsyncClient, second: httpx.AsyncClient, repo: str, blobs: list[bytes]
+) -> None:
+    """A cross-repository mount from the repository the blobs were orphaned in; an upload
+    where the mount is refused (202: the session the client then finishes)."""
+    for data in blobs:
+        digest = digest_of(data)
+        r = await first.post(
+            f"/v2/{repo}-copy/blobs/uploads/", params={"mount": digest, "from": repo}
+        )
+        assert r.status_code in (201, 202), r.text
+        if r.status_code == 202:
+            finish = await first.put(r.headers["location"], params={"digest": digest}, content=data)
+            assert finish.status_code == 201, finish.text
+    await put_manifest(second, f"{repo}-copy", blobs)
+
+
+async def upload_then_put(
+    first: httpx.AsyncClient, second: httpx.AsyncClient, repo: str, blobs: list[bytes]
+) -> None:
+    """A client that uploads every blob again, as if it had never checked."""
+    for data in blobs:
+        await upload(first, repo, data)
+    await put_manifest(second, repo, blobs)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "head": head_then_put,
+    "mount": mount_then_put,
+    "upload": upload_then_put,
+}
+
+
+async def assert_pulls(client: httpx.AsyncClient, repo: str, blobs: list[bytes]) -> None:
+    r = await client.get(f"/v2/{repo}/manifests/latest", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 200, r.text
+    for data in blobs:
+        blob = await client.get(f"/v2/{repo}/blobs/{digest_of(data)}")
+        assert blob.status_code == 200, (digest_of(data), blob.text)
+        assert blob.content == data
+
+
+def assert_nothing_left_behind(deployment: Deployment) -> None:
+    assert deployment.keys("gc/blob-tombstones/") == []
+    assert deployment.keys("gc/lease") == []
+    for key in deployment.keys("repositories/") + deployment.keys("catalog/"):
+        if "/_blobs/" in key or key.startswith("catalog/"):
+            assert deployment.servers[0].stored_bytes(key) == b"", key
+        if "/_manifests/" in key:
+            assert not deployment.servers[0].stored_bytes(key).startswith(b"~"), key
+
+
+@pytest.mark.parametrize("phase", PHASES)
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS))
+async def test_a_push_of_orphaned_blobs_succeeds_whatever_phase_the_collection_is_in(
+    deployment: Deployment, collector_registry: Registry, scenario: str, phase: str
+) -> None:
+    repo = f"race/{scenario}-{phase}"
+    blobs = [json.dumps({"config": os.urandom(8).hex()}).encode(), os.urandom(3000)]
+    urls = deployment.urls
+    async with (
+        httpx.AsyncClient(base_url=urls[0], timeout=60) as first,
+        httpx.AsyncClient(base_url=urls[-1], timeout=60) as second,
+    ):
+        for data in blobs:  # orphans: uploaded, never referenced
+            await upload(first, repo, data)
+        outcome: list[BaseException | None] = []
+        done = anyio.Event()
+
+        async def client() -> None:
+            try:
+                await SCENARIOS[scenario](first, second, repo, blobs)
+                outcome.append(None)
+            except BaseException as exc:  # reported below, with the phase
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        async with anyio.create_task_group() as tasks:
+
+            async def pause(reached: str) -> None:
+                if reached == phase:
+                    tasks.start_soon(client)
+                    with anyio.move_on_after(CLIENT_HEAD_START):
+                        await done.wait()
+
+            await collector(collector_registry, pause=pause).collect()
+        assert outcome == [None], f"client failed with the collection at {phase}: {outcome}"
+        target = f"{repo}-copy" if scenario == "mount" else repo
+        await assert_pulls(second, target, blobs)
+        again = await collector(collector_registry).collect()
+        assert again.blobs_deleted == 0 and again.manifests_deleted == 0
+        await assert_pulls(first, target, blobs)
+    assert_nothing_left_behind(deployment)
