@@ -3,15 +3,16 @@
 
     .venv/bin/python -m bench.run --gc [--quick] [--storage filesystem|s3|both]
 
-Filesystem rows:
-(a) our collection of the large seed (1M blobs; 20k in quick mode): wall time and the
-    collector's peak RSS (budget 300 MiB);
-(b) both collectors on the same content in their own layouts (100k blobs), alternating, the
-    garbage seeded again before each round; both layouts are first checked by their servers;
-(d) manifest and blob GETs against our server on the large seed, with and without a
-    collection running (`bench.gc_traffic`);
+Filesystem rows, in this order:
+(b) both collectors on the same content in their own layouts (100k blobs; 2k in quick mode),
+    alternating, the garbage seeded again before each round; both layouts are first checked
+    through their servers;
+(d) manifest and blob GETs against our server on that seed, with and without a collection
+    running (`bench.gc_traffic`);
 (e) blob HEAD, blob mount and manifest PUT rates of our server with the collector's protocol
-    (this checkout) and without it (the commit before it) (`bench.gc_traffic`).
+    (this checkout) and without it (the commit before it) (`bench.gc_traffic`);
+(a) our collection of the large seed (1M blobs; 5k in quick mode): wall time and the
+    collector's peak RSS (budget 300 MiB).
 S3 rows (c): both collectors on one SeaweedFS (100k blobs), seeded with unsigned PUTs.
 
 Every collection must delete exactly the seeded garbage, or the run fails.
@@ -72,9 +73,10 @@ LARGE_ROOT, SIDE_ROOT, DISTRIBUTION_ROOT = "large", "side-ours", "side-distribut
 @dataclass(frozen=True)
 class GcPlan:
     mode: str
-    large: Scale  # rows (a) and (d)
-    side: Scale  # rows (b), (c) and (e)
-    rounds: int  # collections of each in (b) and (c); collections under load in (d); (e)
+    large: Scale  # row (a)
+    side: Scale  # rows (b), (c), (d) and (e)
+    rounds: int  # collections of each in (b) and (c); rounds of (e)
+    read_rounds: int  # (d): collections under load
     window_seconds: int  # (d): one wrk window
     baseline_windows: int  # (d): windows without a collection, per round
     max_windows: int  # (d): windows with one, at most, per round
@@ -88,19 +90,16 @@ class GcPlan:
     gc_timeout: float  # seconds, any one collection
     disk_needed: int  # bytes free before the run
 
-    @property
-    def seed_scales(self) -> list[Scale]:
-        return [self.large, self.side]
-
 
 FULL_PLAN = GcPlan(
     "full",
     large=Scale(10_000),
     side=Scale(1_000),
     rounds=3,
+    read_rounds=2,
     window_seconds=2,
-    baseline_windows=3,
-    max_windows=60,
+    baseline_windows=10,
+    max_windows=300,
     read_targets=1_000,
     read_connections=4,
     protocol_seconds=20.0,
@@ -108,7 +107,7 @@ FULL_PLAN = GcPlan(
     mounts=2_000,
     puts=1_000,
     connections=8,
-    gc_timeout=1_800.0,
+    gc_timeout=3_600.0,
     disk_needed=12 * GiB,
 )
 QUICK_PLAN = GcPlan(
@@ -116,6 +115,7 @@ QUICK_PLAN = GcPlan(
     large=Scale(50),
     side=Scale(20),
     rounds=1,
+    read_rounds=1,
     window_seconds=1,
     baseline_windows=1,
     max_windows=10,
@@ -338,7 +338,7 @@ def filesystem_lines(root: Path) -> list[str]:
 def large_collection(results: GcResults, workdir: Path) -> Path:
     """(a): seed the large root, collect it once; the root (garbage gone)."""
     scale = results.plan.large
-    progress(f"(a) our collection of {scale.describe()}")
+    progress(f"(a) our collection of {scale.describe()} (the longest step)")
     root = workdir / LARGE_ROOT
     seed_root(results, root, scale, distribution=False)
     results.large.append(
@@ -347,7 +347,7 @@ def large_collection(results: GcResults, workdir: Path) -> Path:
     return root
 
 
-def side_by_side(results: GcResults, workdir: Path) -> None:
+def side_by_side(results: GcResults, workdir: Path) -> Path:
     """(b): both collectors on the same content, alternating, garbage seeded again before
     every round after the first; both layouts checked through their servers first and after
     the first collections."""
@@ -391,6 +391,7 @@ def side_by_side(results: GcResults, workdir: Path) -> None:
                 "after: both still returned them, and answered 404 for the garbage blob"
             )
     results.side = runs
+    return ours_root
 
 
 # -- S3 ------------------------------------------------------------------------------------------

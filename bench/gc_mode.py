@@ -58,10 +58,10 @@ def run_gc(
     info.machine = machine_description(
         workdir, info.distribution_version, "Disk (both storage roots)"
     )
-    large_root = large_collection(results, workdir)
-    reads_during_collection(results, workdir, large_root)
-    side_by_side(results, workdir)
+    side_root = side_by_side(results, workdir)
+    reads_during_collection(results, workdir, side_root)
     protocol_overhead(results, workdir)
+    large_collection(results, workdir)
     info.finish(load_average())
     peak = max((run.peak_rss_mib for run in results.large), default=0.0)
     return GcOutcome(render_filesystem(results, info), GC_MARKERS, peak < RSS_BUDGET_MIB, results)

@@ -7,7 +7,7 @@ import statistics
 from bench.gc import RSS_BUDGET_MIB, GcPlan, GcResults, GcRun, Seeding
 from bench.gc_meters import GRACE, SETTLE
 from bench.gc_seed import garbage_count
-from bench.gc_traffic import BEFORE_PROTOCOL, HEAD, MOUNT, PUT, WITH_PROTOCOL
+from bench.gc_traffic import BEFORE_PROTOCOL, HEAD, MOUNT, OLD_HEAD, PUT, WITH_PROTOCOL
 from bench.machine import RunInfo
 from bench.servers import DISTRIBUTION, OURS
 from bench.tables import key_value_table, ratio, summarize
@@ -95,7 +95,7 @@ def _reads_table(plan: GcPlan, results: GcResults) -> str:
         return [value for round_ in results.reads for value in getattr(round_, attribute)]
 
     heading = (
-        f"GETs to ours on {plan.large.short()}, two wrk processes at once,"
+        f"GETs to ours on {plan.side.short()}, two wrk processes at once,"
         f" c={plan.read_connections} each (req/s)"
     )
     rows = [
@@ -120,6 +120,7 @@ def _protocol_table(plan: GcPlan, results: GcResults) -> str:
     rows = []
     for kind, label in (
         (HEAD, "blob HEAD"),
+        (OLD_HEAD, "blob HEAD, link 2 h old (each once)"),
         (MOUNT, "blob mount from another repository"),
         (PUT, "manifest PUT of a 10-layer image, new tag"),
     ):
@@ -168,7 +169,7 @@ def render_filesystem(results: GcResults, info: RunInfo) -> str:
         f" {len(results.reads)} round(s); a window that outlasted the collection is not"
         f" counted ({sum(r.windows_past_gc for r in results.reads)} were not). The"
         f" collections under this load took {summarize(_seconds(during), 1)} s"
-        f" (alone: {summarize(_seconds(results.large), 1)} s).",
+        f" (alone, in (b): {summarize(_seconds(results.side.get(OURS, [])), 1)} s).",
         "**(e) The collector's protocol on the write path (no collection running)**",
         _protocol_table(plan, results),
         f"Median of {plan.rounds} round(s) with (min-max), alternating which server goes first.",

@@ -1,22 +1,23 @@
 """Requests around garbage collection: how much a running collection slows reads (row d),
 and what the collector's protocol costs the write path when no collection runs (row e).
 
-(d) Our server on the large seed; per round, the garbage is seeded again, then windows of two
-    wrk processes side by side (manifest GETs by tag over many images, blob GETs over as
-    many blobs) run first with no collection, then while one runs. Only windows that ended
-    before the collection did count.
+(d) Our server on the side-by-side seed (after its collections); per round, the garbage is
+    seeded again, then windows of two wrk processes side by side (manifest GETs by tag over
+    many images, blob GETs over as many blobs) run first with no collection, then while one
+    runs. Only windows that ended before the collection did count.
 (e) Two servers of ours on two copies of the same seed: this checkout's code (with the
     protocol) and the code of the commit before it (`git archive` into the work directory,
     started with that directory as its working directory and first on PYTHONPATH), measured
-    alternately: blob HEADs, cross-repository blob mounts into a new repository, and PUTs of
-    new image manifests under new tags, each from keep-alive connections, bounded in count
-    and time.
+    alternately: blob HEADs, blob HEADs of links made 2 h old (which the protocol writes
+    again, once), cross-repository blob mounts into a new repository, and PUTs of new image
+    manifests under new tags, each from keep-alive connections, bounded in count and time.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -46,12 +47,19 @@ from bench.gc_seed import Image
 from bench.launchers import run_ours
 from bench.machine import PROJECT_ROOT
 from bench.servers import OURS, BenchError, base_environment
+from registry.digest import Digest
+from registry.storage import layout
+from registry.storage.filesystem import FilesystemStorage
 from testkit.oci import OCI_MANIFEST
 
 GIT_TIMEOUT_SECONDS = 60
 WITH_PROTOCOL = "with the GC protocol"
 BEFORE_PROTOCOL = f"before GC ({BEFORE_GC_COMMIT})"
-HEAD, MOUNT, PUT = "blob HEAD", "blob mount", "manifest PUT"
+HEAD, OLD_HEAD, MOUNT, PUT = "blob HEAD", "blob HEAD, old link", "blob mount", "manifest PUT"
+# A server with the protocol writes a link again on a HEAD once it is older than half the
+# blob grace (30 min by default): links this old show that write, once per link.
+OLD_LINK_SECONDS = 2 * 3600
+WARM_UP_REQUESTS = 500
 
 
 # -- (d) reads while a collection runs ---------------------------------------------------------
@@ -59,10 +67,10 @@ HEAD, MOUNT, PUT = "blob HEAD", "blob mount", "manifest PUT"
 
 def _read_loads(results: GcResults, workdir: Path) -> list[WrkLoad]:
     plan = results.plan
-    images = kept_images(plan.large, plan.read_targets)
+    images = kept_images(plan.side, plan.read_targets)
     manifests = [f"/v2/{image.repository}/manifests/{image.tag}" for image in images]
     blobs = [
-        f"/v2/{image.repository}/blobs/sha256:{image.blobs[1 + n % plan.large.layers][0]}"
+        f"/v2/{image.repository}/blobs/sha256:{image.blobs[1 + n % plan.side.layers][0]}"
         for n, image in enumerate(images)
     ]
     return [
@@ -79,13 +87,13 @@ def reads_during_collection(results: GcResults, workdir: Path, root: Path) -> No
     plan = results.plan
     progress(
         f"(d) GETs of {plan.read_targets:,} manifests and blobs while a collection runs"
-        f" ({plan.large.short()})"
+        f" ({plan.side.short()})"
     )
     loads = _read_loads(results, workdir)
     env = ours_gc_environment(base_environment(), root_env(root))
     with run_ours(workdir, OURS, root_env(root)) as server:
-        for index in range(plan.rounds):
-            seed_root(results, root, plan.large, distribution=False, garbage_only=True)
+        for index in range(plan.read_rounds):
+            seed_root(results, root, plan.side, distribution=False, garbage_only=True)
             measured = ReadRound()
             for _ in range(plan.baseline_windows):
                 manifests, blobs = wrk_side_by_side(server.url, loads, plan.window_seconds)
@@ -118,7 +126,7 @@ def reads_during_collection(results: GcResults, workdir: Path, root: Path) -> No
                 finished.seconds,
                 finished.peak_rss_mib,
                 finished.stdout_path,
-                plan.large.garbage_blobs,
+                plan.side.garbage_blobs,
             )
             results.reads.append(measured)
             progress(
@@ -168,13 +176,39 @@ def check_imports_from(source: Path) -> None:
         raise BenchError(f"the registry in {source} imports {found or 'nothing'} instead")
 
 
+def _blobs(images: list[Image]) -> list[tuple[str, str]]:
+    """(repository, sha256 hex) of every blob of the images."""
+    return [(image.repository, hex_digest) for image in images for hex_digest, _ in image.blobs]
+
+
+def old_link_slice(images: list[Image], round_index: int, count: int) -> list[tuple[str, str]]:
+    """The blobs whose links round `round_index` ages: new ones each round, from the end."""
+    blobs = _blobs(images)[::-1]
+    return blobs[round_index * count : (round_index + 1) * count]
+
+
+def age_links(root: Path, blobs: list[tuple[str, str]]) -> None:
+    """Set the links' modification time OLD_LINK_SECONDS back (as an hours-old push)."""
+    storage = FilesystemStorage(root)
+    when = time.time() - OLD_LINK_SECONDS
+    for repository, hex_digest in blobs:
+        os.utime(
+            storage.path_of(layout.blob_link(repository, Digest("sha256", hex_digest))),
+            (when, when),
+        )
+
+
 def _protocol_requests(
     images: list[Image], round_index: int, plan_heads: int, mounts: int, puts: int
 ) -> dict[str, list[Request]]:
-    blobs = [(image.repository, hex_digest) for image in images for hex_digest, _ in image.blobs]
+    blobs = _blobs(images)
     heads = [
         Request("HEAD", f"/v2/{repository}/blobs/sha256:{hex_digest}", 200)
         for repository, hex_digest in (blobs * (1 + plan_heads // len(blobs)))[:plan_heads]
+    ]
+    old_heads = [
+        Request("HEAD", f"/v2/{repository}/blobs/sha256:{hex_digest}", 200)
+        for repository, hex_digest in old_link_slice(images, round_index, mounts)
     ]
     target = f"gc-bench/mounted-{round_index}"
     mounted = [
@@ -199,7 +233,7 @@ def _protocol_requests(
                 OCI_MANIFEST,
             )
         )
-    return {HEAD: heads, MOUNT: mounted, PUT: put}
+    return {HEAD: heads, OLD_HEAD: old_heads, MOUNT: mounted, PUT: put}
 
 
 def protocol_overhead(results: GcResults, workdir: Path) -> None:
@@ -216,14 +250,19 @@ def protocol_overhead(results: GcResults, workdir: Path) -> None:
         seed_root(results, root, plan.side, distribution=False)
     images = kept_images(plan.side, plan.side.kept_manifests)
     figures: dict[str, dict[str, list[float]]] = {
-        kind: {WITH_PROTOCOL: [], BEFORE_PROTOCOL: []} for kind in (HEAD, MOUNT, PUT)
+        kind: {WITH_PROTOCOL: [], BEFORE_PROTOCOL: []} for kind in (HEAD, OLD_HEAD, MOUNT, PUT)
     }
     with (
         run_ours(workdir, WITH_PROTOCOL, root_env(with_root), source=PROJECT_ROOT) as current,
         run_ours(workdir, BEFORE_PROTOCOL, root_env(before_root), source=before_source) as old,
     ):
+        warm_up = _protocol_requests(images, 0, WARM_UP_REQUESTS, 0, 0)[HEAD]
+        for server in (current, old):  # first requests of a fresh process: not measured
+            request_rate(server.url, warm_up, plan.connections, plan.protocol_seconds)
         for index in range(plan.rounds):
             requests = _protocol_requests(images, index, plan.heads, plan.mounts, plan.puts)
+            for root in (with_root, before_root):
+                age_links(root, old_link_slice(images, index, plan.mounts))
             order = [current, old] if index % 2 == 0 else [old, current]
             for server in order:
                 line = []
