@@ -23,6 +23,7 @@ from bench.gc_render import render_filesystem, render_s3
 from bench.gc_traffic import protocol_overhead, reads_during_collection
 from bench.machine import RunInfo, load_average, machine_description
 from bench.servers import BenchError
+from testkit.seaweed import version as seaweed_version
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ def run_gc(
         info.machine = machine_description(
             workdir, info.distribution_version, "Disk (SeaweedFS's data)"
         )
+        info.machine.append(("SeaweedFS", f"{seaweed_version()} (`weed server`, one process)"))
         s3_collections(results, workdir)
         info.finish(load_average())
         return GcOutcome(render_s3(results, info), GC_S3_MARKERS, True, results)

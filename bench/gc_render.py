@@ -173,15 +173,19 @@ def render_filesystem(results: GcResults, info: RunInfo) -> str:
         "**(e) The collector's protocol on the write path (no collection running)**",
         _protocol_table(plan, results),
         f"Median of {plan.rounds} round(s) with (min-max), alternating which server goes first.",
-        "- Our collector ran as `python -m registry gc --grace"
-        f" {GRACE} --settle {SETTLE} --json`: its wall time includes the interpreter's start"
-        f" and the {SETTLE} settle wait; `duration_seconds` is its own figure.",
-        "- Seeding (files written with plain `os` calls, 2 processes):"
-        f" {_seeding_note(results.seeding)}.",
-        *(f"- Layouts checked through the servers: {line}." for line in results.validated),
-        *(f"- {note}" for note in results.notes),
-        f"- Load average before / after: {info.load_before} / {info.load_after}; the run took"
-        f" {info.duration}.",
+        "\n".join(
+            [
+                "- Our collector ran as `python -m registry gc --grace"
+                f" {GRACE} --settle {SETTLE} --json`: its wall time includes the interpreter's"
+                f" start and the {SETTLE} settle wait; `duration_seconds` is its own figure.",
+                "- Seeding (files written with plain `os` calls, 2 processes):"
+                f" {_seeding_note(results.seeding)}.",
+                *(f"- Layouts checked through the servers, {line}." for line in results.validated),
+                *(f"- {note}" for note in results.notes),
+                f"- Load average before / after: {info.load_before} / {info.load_after}; the run"
+                f" took {info.duration}.",
+            ]
+        ),
         _machine(info, "Machine (GC run)"),
     ]
     return "\n\n".join(parts)
@@ -197,12 +201,16 @@ def render_s3(results: GcResults, info: RunInfo) -> str:
         ),
         f"Median of {plan.rounds} collection(s) each with (min-max), alternating, the garbage"
         " seeded again before each round.",
-        "- Our collector's own duration_seconds:"
-        f" {summarize(_internal_seconds(results.s3.get(OURS, [])), 2)} s.",
-        f"- Seeding (unsigned PUTs from 16 threads): {_seeding_note(results.s3_seeding)}.",
-        *(f"- {note}" for note in results.notes),
-        f"- Load average before / after: {info.load_before} / {info.load_after}; the run took"
-        f" {info.duration}.",
+        "\n".join(
+            [
+                "- Our collector's own duration_seconds:"
+                f" {summarize(_internal_seconds(results.s3.get(OURS, [])), 2)} s.",
+                f"- Seeding (unsigned PUTs from 16 threads): {_seeding_note(results.s3_seeding)}.",
+                *(f"- {note}" for note in results.notes),
+                f"- Load average before / after: {info.load_before} / {info.load_after}; the run"
+                f" took {info.duration}.",
+            ]
+        ),
         _machine(info, "Machine (GC run on S3)"),
     ]
     return "\n\n".join(parts)
