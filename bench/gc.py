@@ -177,6 +177,7 @@ class GcResults:
     s3: dict[str, list[GcRun]] = field(default_factory=dict)  # (c)
     s3_seeding: list[Seeding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # rows that could not be measured
     validated: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:

@@ -5,13 +5,15 @@ one temporary directory, and the section they make (`bench.gc` has the rows' des
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import GiB
+from bench.common import GiB, progress
 from bench.doc import GC_MARKERS, GC_S3_MARKERS, Markers
 from bench.gc import (
     RSS_BUDGET_MIB,
+    SIDE_ROOT,
     GcPlan,
     GcResults,
     large_collection,
@@ -30,7 +32,7 @@ from testkit.seaweed import version as seaweed_version
 class GcOutcome:
     section: str  # Markdown
     markers: Markers  # its generated section of the benchmarks page
-    passed: bool  # our collector's peak RSS within budget
+    passed: bool  # every row measured, our collector's peak RSS within budget
     results: GcResults
 
 
@@ -54,16 +56,32 @@ def run_gc(
             workdir, info.distribution_version, "Disk (SeaweedFS's data)"
         )
         info.machine.append(("SeaweedFS", f"{seaweed_version()} (`weed server`, one process)"))
-        s3_collections(results, workdir)
+        _row(results, "(c)", lambda: s3_collections(results, workdir))
         info.finish(load_average())
-        return GcOutcome(render_s3(results, info), GC_S3_MARKERS, True, results)
+        outcome = GcOutcome(render_s3(results, info), GC_S3_MARKERS, not results.failures, results)
+        return outcome
     info.machine = machine_description(
         workdir, info.distribution_version, "Disk (both storage roots)"
     )
-    side_root = side_by_side(results, workdir)
-    reads_during_collection(results, workdir, side_root)
-    protocol_overhead(results, workdir)
-    large_collection(results, workdir)
+    side_root = workdir / SIDE_ROOT
+    if _row(results, "(b)", lambda: side_by_side(results, workdir)):
+        _row(results, "(d)", lambda: reads_during_collection(results, workdir, side_root))
+    _row(results, "(e)", lambda: protocol_overhead(results, workdir))
+    _row(results, "(a)", lambda: large_collection(results, workdir))
     info.finish(load_average())
     peak = max((run.peak_rss_mib for run in results.large), default=0.0)
-    return GcOutcome(render_filesystem(results, info), GC_MARKERS, peak < RSS_BUDGET_MIB, results)
+    passed = not results.failures and peak < RSS_BUDGET_MIB
+    return GcOutcome(render_filesystem(results, info), GC_MARKERS, passed, results)
+
+
+def _row(results: GcResults, label: str, measure: Callable[[], object]) -> bool:
+    """Measure one row; a failure is noted in the results (the other rows still run)."""
+    try:
+        measure()
+    except BenchError as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else "")
+        results.failures.append(f"{label} failed: {detail}")
+        progress(f"{label} failed: {exc}")
+        return False
+    return True

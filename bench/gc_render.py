@@ -182,6 +182,7 @@ def render_filesystem(results: GcResults, info: RunInfo) -> str:
                 f" {_seeding_note(results.seeding)}.",
                 *(f"- Layouts checked through the servers, {line}." for line in results.validated),
                 *(f"- {note}" for note in results.notes),
+                *(f"- **{failure}**" for failure in results.failures),
                 f"- Load average before / after: {info.load_before} / {info.load_after}; the run"
                 f" took {info.duration}.",
             ]
@@ -207,6 +208,7 @@ def render_s3(results: GcResults, info: RunInfo) -> str:
                 f" {summarize(_internal_seconds(results.s3.get(OURS, [])), 2)} s.",
                 f"- Seeding (unsigned PUTs from 16 threads): {_seeding_note(results.s3_seeding)}.",
                 *(f"- {note}" for note in results.notes),
+                *(f"- **{failure}**" for failure in results.failures),
                 f"- Load average before / after: {info.load_before} / {info.load_after}; the run"
                 f" took {info.duration}.",
             ]
