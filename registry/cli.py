@@ -1,5 +1,5 @@
 """Command line: `registry serve`, `registry gc`, `registry user add NAME`,
-`registry config show`.
+`registry config show`, `registry maintenance on|off|status`, `registry repo delete NAME`.
 
 The convention every command follows (and every later one will): each leaf command takes
 `--config FILE` (default `$REGISTRY_CONFIG`, else the built-in defaults) and reads it exactly
@@ -25,6 +25,7 @@ import yaml
 from registry import __version__
 from registry.auth.htpasswd import HtpasswdError, add_user
 from registry.config import CONFIG_FILE_ENV, Config, ConfigError, load_config
+from registry.reference import is_valid_name
 from registry.units import ByteSize, Duration, format_duration, format_size, parse_duration
 
 SECRET_KEYS = ("access_key", "secret_key")
@@ -83,6 +84,27 @@ def _parser() -> argparse.ArgumentParser:
             )
         )
     )
+
+    maintenance = commands.add_parser("maintenance", help="read-only maintenance mode")
+    maintenance_commands = maintenance.add_subparsers(dest="maintenance_command", required=True)
+    for action, what in (
+        ("on", "refuse every change, on every replica (within seconds)"),
+        ("off", "accept changes again"),
+        ("status", "whether the registry is read-only, and why"),
+    ):
+        _with_json(_with_config(maintenance_commands.add_parser(action, help=what)))
+
+    repo = commands.add_parser("repo", help="manage repositories")
+    repo_commands = repo.add_subparsers(dest="repo_command", required=True)
+    delete = _with_json(
+        _with_config(
+            repo_commands.add_parser(
+                "delete", help="delete a repository's tags, manifests and blob links"
+            )
+        )
+    )
+    delete.add_argument("name", type=_repository_name)
+    delete.add_argument("--dry-run", action="store_true", help="list what would go, change nothing")
     return parser
 
 
@@ -91,6 +113,12 @@ def _duration(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _repository_name(text: str) -> str:
+    if not is_valid_name(text):
+        raise argparse.ArgumentTypeError(f"invalid repository name {text!r}")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,8 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.command == "gc":
-        return _collect_garbage(config, args)
+    if args.command in ("gc", "maintenance", "repo"):
+        from registry import operator_commands
+
+        if args.command == "gc":
+            return operator_commands.collect_garbage(
+                config, args.dry_run, args.grace, args.settle, args.json
+            )
+        if args.command == "maintenance":
+            return operator_commands.maintenance(config, args.maintenance_command, args.json)
+        return operator_commands.delete_repo(config, args.name, args.dry_run, args.json)
     from registry.server import serve
 
     return serve(config, args.config)
@@ -174,43 +210,3 @@ def _document(section: Any, readable_units: bool) -> Any:
     if isinstance(section, tuple):
         return [_document(item, readable_units) for item in section]
     return section
-
-
-def _collect_garbage(config: Config, args: argparse.Namespace) -> int:
-    import anyio
-
-    from registry.gc.collector import Collector, Summary
-    from registry.gc.lease import LeaseHeld, LeaseLost
-    from registry.gc.schedule import describe
-    from registry.storage.protocol import StorageError
-    from registry.wiring import build, gc_settings
-
-    settings = gc_settings(config, blob_grace=args.grace, settle=args.settle)
-    if settings.settle < config.gc.settle:
-        logging.getLogger("registry.gc").warning(
-            "--settle %gs is shorter than gc.settle (%gs): replicas configured with gc.settle "
-            "trust a catalog entry a third of that; keep it longer than their trust",
-            settings.settle,
-            config.gc.settle,
-        )
-
-    async def collect() -> Summary:
-        services = build(config)
-        try:
-            return await Collector(services.registry, settings).collect(args.dry_run)
-        finally:
-            await services.storage.aclose()
-
-    try:
-        summary = anyio.run(collect)
-    except LeaseHeld as exc:
-        print(f"registry gc: another collector is running: lease {exc}", file=sys.stderr)
-        return 1
-    except (LeaseLost, StorageError) as exc:
-        print(f"registry gc: failed: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(summary.as_json())
-    else:
-        print(describe(summary))
-    return 0

@@ -137,11 +137,22 @@ class UploadsConfig:
 
 
 @dataclass(frozen=True)
+class ReadOnlyConfig:
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    readonly: ReadOnlyConfig = field(default_factory=ReadOnlyConfig)
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     filesystem: FilesystemConfig | None = None
     s3: S3Config | None = None
     delete: DeleteConfig = field(default_factory=DeleteConfig)
     uploads: UploadsConfig = field(default_factory=UploadsConfig)
+    maintenance: MaintenanceConfig = field(default_factory=MaintenanceConfig)
 
 
 @dataclass(frozen=True)

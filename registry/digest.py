@@ -9,6 +9,7 @@ from typing import Protocol
 
 _GRAMMAR = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 _ENCODED = {"sha256": re.compile(r"[a-f0-9]{64}"), "sha512": re.compile(r"[a-f0-9]{128}")}
+SUPPORTED_ALGORITHMS = tuple(_ENCODED)  # the only ones content is ever stored under
 # The grammar sets no length; storage keys (a file name, an S3 key segment) hold 255 bytes.
 # Unregistered algorithms get the room of the longest registered digest (sha512: 128 hex).
 SUPPORTED_ALGORITHMS = tuple(_ENCODED)  # what blobs and manifests can be stored under

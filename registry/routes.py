@@ -6,7 +6,8 @@ make that component invalid, which the endpoint reports with its own error (`NAM
 `MANIFEST_UNKNOWN`, `BLOB_UPLOAD_UNKNOWN`, ...). Repository names contain slashes, so
 `{name:path}` is greedy and each route is anchored by its fixed tail (`/blobs/uploads/`,
 `/manifests/<ref>`, ...). Every parameter is decoded, and the name validated, before the
-authorizer and the handler see them.
+authorizer and the handler see them. In read-only mode every route that needs push or delete
+access is refused once the caller is admitted.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from registry import auth
 from registry.api import blobs, listing, manifests, token, uploads
 from registry.api.requests import registry_of
 from registry.errors import ErrorCode, RegistryError
+from registry.maintenance import READ_ONLY_MESSAGE
 from registry.reference import is_valid_name
 
 log = logging.getLogger("registry")
@@ -40,6 +42,11 @@ class Endpoint:
     methods: tuple[str, ...]
     handler: Handler
     access: Requirement
+
+    @property
+    def changes_content(self) -> bool:
+        """Whether the endpoint may change what is stored (refused in read-only mode)."""
+        return self.access in ("push", "delete")
 
 
 async def api_version(request: Request) -> Response:
@@ -111,9 +118,9 @@ def _decoded(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _guarded(endpoint: Endpoint) -> Handler:
-    """The handler behind parameter decoding and the authorizer (which every route but the
-    health probes and the token service passes)."""
-    handler, access = endpoint.handler, endpoint.access
+    """The handler behind parameter decoding, the authorizer (which every route but the
+    health probes and the token service passes) and, for changes, read-only mode."""
+    handler, access, changes = endpoint.handler, endpoint.access, endpoint.changes_content
 
     async def guarded(request: Request) -> Response:
         request.scope["path_params"] = params = _decoded(request.path_params)
@@ -122,6 +129,8 @@ def _guarded(endpoint: Endpoint) -> Handler:
             request.state.identity = await authorizer.authorize(
                 request, needed_access(access, params.get("name")), login=access == "login"
             )
+        if changes and registry_of(request).read_only:
+            raise RegistryError(ErrorCode.UNSUPPORTED, READ_ONLY_MESSAGE)
         return await handler(request)
 
     return guarded

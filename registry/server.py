@@ -64,9 +64,9 @@ def serve(config: Config, config_path: str | None) -> int:
         "ssl_keyfile": config.http.tls.key or None,
         "proxy_headers": False,
     }
+    if config_path is not None:  # for worker processes and scheduled collections (gc)
+        os.environ[CONFIG_FILE_ENV] = os.path.abspath(config_path)
     if config.http.workers > 1:
-        if config_path is not None:
-            os.environ[CONFIG_FILE_ENV] = os.path.abspath(config_path)
         uvicorn.run(
             "registry.server:app_factory", factory=True, workers=config.http.workers, **options
         )

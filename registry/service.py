@@ -20,6 +20,7 @@ from registry.concurrency import all_of, map_bounded
 from registry.digest import Digest, new_hasher
 from registry.errors import ErrorCode, RegistryError
 from registry.gc.marks import BlobTombstones, unmark_empty
+from registry.maintenance import ReadOnlyMode
 from registry.manifest_cache import ManifestCache
 from registry.manifest_store import (
     ManifestStore,
@@ -134,6 +135,7 @@ class Registry:
         storage: Storage,
         *,
         delete_enabled: bool = True,
+        read_only: bool = False,
         redirect_seconds: int = 0,
         referrers_page_bytes: int = DEFAULT_PAGE_BYTES,
         repository_cache_seconds: float = REPOSITORY_CACHE_SECONDS,
@@ -141,6 +143,7 @@ class Registry:
     ) -> None:
         self.storage = storage
         self.delete_enabled = delete_enabled
+        self.maintenance = ReadOnlyMode(storage, configured=read_only)
         self.redirect_seconds = redirect_seconds
         self.referrers_page_bytes = referrers_page_bytes
         self.uploads = Uploads(storage)
@@ -157,6 +160,11 @@ class Registry:
         self.link_refresh_seconds = link_refresh_seconds
         self._known_repositories: dict[str, float] = {}  # name: when its marker was seen
         self._manifests: ManifestCache[StoredManifest] = ManifestCache()
+
+    @property
+    def read_only(self) -> bool:
+        """Whether changes are refused (by configuration, or the flag as last polled)."""
+        return self.maintenance.active
 
     # -- health --------------------------------------------------------------------------------
 

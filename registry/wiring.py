@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from registry import memory
+from registry import maintenance, memory
 from registry.auth.authorizer import Authorizer, OpenAuthorizer
 from registry.auth.basic import BasicAuthorizer
 from registry.auth.htpasswd import HtpasswdUsers
@@ -59,7 +59,7 @@ def open_storage(config: Config) -> Storage:
     if config.storage.s3 is not None:
         return s3_storage(config.storage.s3)
     assert config.storage.filesystem is not None
-    return FilesystemStorage(config.storage.filesystem.root, (layout.UPLOADS_PREFIX,))
+    return FilesystemStorage(config.storage.filesystem.root, layout.VOLATILE_PREFIXES)
 
 
 def check_storage(config: Config) -> None:
@@ -94,6 +94,7 @@ def build(config: Config) -> Services:
     registry = Registry(
         storage,
         delete_enabled=config.storage.delete.enabled,
+        read_only=config.storage.maintenance.readonly.enabled,
         redirect_seconds=int(s3.redirect_expiry_seconds) if s3 is not None and s3.redirect else 0,
         # Below the settle: see registry/gc/__init__.py.
         repository_cache_seconds=min(REPOSITORY_CACHE_SECONDS, gc.settle / 3),
@@ -172,6 +173,9 @@ async def running(services: Services) -> AsyncIterator[None]:
 
     try:
         async with anyio.create_task_group() as jobs:
+            polling = "polling the read-only flag"
+            poll = registry.maintenance.poll
+            jobs.start_soon(every, maintenance.POLL_INTERVAL_SECONDS, polling, poll)
             purging = "purging abandoned uploads"
             jobs.start_soon(every, UPLOAD_PURGE_INTERVAL_SECONDS, purging, purge_uploads)
             storage = services.storage
@@ -180,10 +184,10 @@ async def running(services: Services) -> AsyncIterator[None]:
                 job = _temp_file_purge(storage)
                 jobs.start_soon(every, TEMP_FILE_PURGE_INTERVAL_SECONDS, removing, job)
             if services.config.gc.enabled:
-                settings, interval = gc_settings(services.config), services.config.gc.interval
+                interval = services.config.gc.interval
 
                 async def collect() -> None:
-                    await collect_if_due(registry, settings, interval)
+                    await collect_if_due(registry, interval)
 
                 check = min(GC_CHECK_INTERVAL_SECONDS, interval)
                 jobs.start_soon(every, check, "garbage collection", collect)

@@ -6,8 +6,10 @@ The phases and why they are safe against pushes on any replica: registry/gc/__in
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
@@ -16,20 +18,24 @@ import anyio
 
 from registry.concurrency import map_bounded
 from registry.digest import SUPPORTED_ALGORITHMS, Digest
+from registry.errors import ErrorCode, RegistryError
 from registry.gc import marks
 from registry.gc.lease import RENEW_EVERY_SECONDS, Lease, LeaseLost
 from registry.gc.reachability import (
     Candidate,
+    Node,
     RepositoryMark,
     RepositoryMarker,
     Rules,
     Unparseable,
+    digests,
     keys_under,
     link_digests,
     manifest_digests,
     read_node,
     tag_targets,
 )
+from registry.maintenance import READ_ONLY_MESSAGE
 from registry.manifest import ManifestInvalid, parse_manifest
 from registry.manifest_store import decode_record, marked
 from registry.referrers import referrer_entry
@@ -38,7 +44,10 @@ from registry.storage import layout
 from registry.storage.protocol import NotFound, PreconditionFailed, StorageError, exists
 
 PHASES = ("marked", "tombstoned", "settled", "before-delete", "deleting-blobs")
-REPOSITORIES_AT_ONCE = 4
+REPOSITORIES_AT_ONCE = 8
+# Storage calls of one kind at once (blobs, tombstones): a collection is many small calls, and
+# storage serves them better together (a filesystem's journal commits concurrent flushes as one).
+CALLS_AT_ONCE = 64
 log = logging.getLogger("registry.gc")
 Pause = Callable[[str], Awaitable[None]]
 
@@ -80,10 +89,10 @@ def _short(digest: Digest) -> int:
 class _Run:
     repositories: dict[str, RepositoryMark] = field(default_factory=dict)
     kept: set[int] = field(default_factory=set)
-    blobs: dict[Digest, Candidate] = field(default_factory=dict)  # global blob candidates
+    blobs: dict[Digest, int] = field(default_factory=dict)  # global blob candidates: sizes
     rescued_blobs: set[Digest] = field(default_factory=set)
     rescued_manifests: dict[tuple[str, Digest], Candidate] = field(default_factory=dict)
-    rescued_links: dict[tuple[str, Digest], Candidate] = field(default_factory=dict)
+    rescued_links: dict[tuple[str, Digest], str | None] = field(default_factory=dict)
 
 
 async def _nothing(_: str) -> None:
@@ -117,13 +126,15 @@ class Collector:
             run = await self._mark(await self._storage_now())
             self._count_candidates(run, summary)
         else:
+            await self._check_writable()
             await self.lease.acquire()
+            # A plain task, not a task group: our own failures must reach the caller as they
+            # are, not wrapped in an exception group.
+            renewing = asyncio.create_task(self._keep_lease())
             try:
-                async with anyio.create_task_group() as background:
-                    background.start_soon(self._keep_lease)
-                    await self._collect(summary)
-                    background.cancel_scope.cancel()
+                await self._collect(summary)
             finally:
+                renewing.cancel()
                 await self.lease.release()
         summary.duration_seconds = round(time.monotonic() - started, 3)
         return summary
@@ -140,13 +151,18 @@ class Collector:
             len(run.blobs),
         )
         await self.pause("marked")
-        await self._write_marks(run)
-        await self.pause("tombstoned")
-        await anyio.sleep(self.settings.settle)
-        await self.pause("settled")
-        await self._mark_again(run)
-        await self.pause("before-delete")
-        self.lease.check()
+        try:
+            await self._write_marks(run)
+            await self.pause("tombstoned")
+            await anyio.sleep(self.settings.settle)
+            await self.pause("settled")
+            await self._mark_again(run)
+            await self.pause("before-delete")
+            self.lease.check()
+            await self._check_writable()
+        except Exception:  # nothing deleted yet: take every mark back
+            await self._abandon(run)
+            raise
         await self._delete_manifests(run, summary)
         await self._delete_links(run, summary)
         await self._delete_blobs(run, summary)
@@ -161,13 +177,35 @@ class Collector:
         record = {"finished": time.time(), "holder": self.lease.holder, "run": self.run_id}
         await self.storage.put_bytes(layout.GC_LAST_RUN, json.dumps(record).encode())
 
+    async def _abandon(self, run: _Run) -> None:
+        """Take back the marks of a run that stops before deleting (best effort: what is left
+        reads as present, and the next run clears the tombstones)."""
+        for repository in run.repositories.values():
+            self._rescue_repository(run, repository)
+        run.rescued_blobs |= set(run.blobs)
+        run.blobs.clear()
+        try:
+            await self._unmark_rescued(run)
+        except StorageError as exc:
+            log.warning("gc: could not take back every mark of the stopped run: %s", exc)
+
+    async def _check_writable(self) -> None:
+        """Read-only maintenance mode (as stored now, not as last polled) stops a collection
+        before it deletes anything; the marks it left read as present."""
+        await self.registry.maintenance.read_flag()
+        if self.registry.read_only:
+            raise RegistryError(ErrorCode.UNSUPPORTED, READ_ONLY_MESSAGE)
+
     async def _keep_lease(self) -> None:
         while True:
             await anyio.sleep(RENEW_EVERY_SECONDS)
             try:
                 await self.lease.renew()
-            except (LeaseLost, StorageError) as exc:
+            except StorageError as exc:
                 log.warning("gc: could not renew the lease: %s", exc)  # check() stops us
+            except LeaseLost as exc:
+                log.warning("gc: lost the lease: %s", exc)
+                return
 
     async def _storage_now(self) -> float:
         """The storage's clock (ages are measured against the objects' modification times):
@@ -185,7 +223,6 @@ class Collector:
         cleared = 0
         for algorithm in SUPPORTED_ALGORITHMS:
             prefix = layout.blob_tombstones_prefix(algorithm)
-            keys = [key async for key in keys_under(self.storage, prefix)]
 
             async def clear(key: str, prefix: str = prefix, algorithm: str = algorithm) -> None:
                 try:
@@ -196,8 +233,9 @@ class Collector:
                     await self.storage.delete(layout.blob(Digest(algorithm, key[len(prefix) :])))
                 await self.storage.delete_if_version(key, version)
 
-            await map_bounded(clear, keys)
-            cleared += len(keys)
+            async for keys in self.storage.scan(prefix):
+                await map_bounded(clear, keys, CALLS_AT_ONCE)
+                cleared += len(keys)
         return cleared
 
     # -- mark ----------------------------------------------------------------------------------
@@ -232,8 +270,7 @@ class Collector:
         for algorithm in SUPPORTED_ALGORITHMS:
             prefix = layout.blobs_prefix(algorithm)
             page: list[Digest] = []
-            async for key in keys_under(self.storage, prefix):
-                digest = Digest(algorithm, key[len(prefix) :])
+            async for digest in digests(self.storage, prefix, algorithm):
                 if _short(digest) not in run.kept:
                     page.append(digest)
                 if len(page) >= 1000:
@@ -242,19 +279,20 @@ class Collector:
             await self._blob_candidates(run, page, now)
         return run
 
-    async def _blob_candidates(self, run: _Run, digests: list[Digest], now: float) -> None:
-        async def stat(digest: Digest) -> Candidate | None:
+    async def _blob_candidates(self, run: _Run, unkept: list[Digest], now: float) -> None:
+        async def size(digest: Digest) -> int | None:
+            """The blob's size if it is old enough to go."""
             try:
                 info = await self.storage.stat(layout.blob(digest))
             except NotFound:
                 return None
-            if now - info.modified < self.settings.blob_grace:
-                return None
-            return Candidate(size=info.size)
+            return None if now - info.modified < self.settings.blob_grace else info.size
 
-        for digest, candidate in zip(digests, await map_bounded(stat, digests), strict=True):
-            if candidate is not None:
-                run.blobs[digest] = candidate
+        for digest, found in zip(
+            unkept, await map_bounded(size, unkept, CALLS_AT_ONCE), strict=True
+        ):
+            if found is not None:
+                run.blobs[digest] = found
 
     def _count_candidates(self, run: _Run, summary: Summary) -> None:
         for repository in run.repositories.values():
@@ -262,7 +300,7 @@ class Collector:
             summary.links_deleted += len(repository.link_candidates)
             summary.repositories_deleted += repository.removable
         summary.blobs_deleted = len(run.blobs)
-        summary.bytes_freed = sum(c.size for c in run.blobs.values())
+        summary.bytes_freed = sum(run.blobs.values())
 
     # -- mark what goes --------------------------------------------------------------------------
 
@@ -278,14 +316,15 @@ class Collector:
                 candidate.version = version
                 if version is None:  # gone already, or too busy to be garbage
                     self._rescue_manifest(run, repository, digest)
-            links = list(repository.link_candidates.items())
-            keys = [layout.blob_link(name, digest) for digest, _ in links]
-            for (digest, candidate), version in zip(
+            links = list(repository.link_candidates)
+            keys = [layout.blob_link(name, digest) for digest in links]
+            for digest, version in zip(
                 links, await map_bounded(self._mark_empty, keys), strict=True
             ):
-                candidate.version = version
                 if version is None:
                     self._rescue_link(run, repository, digest)
+                else:
+                    repository.link_candidates[digest] = sys.intern(version)
             if repository.removable:
                 version = await self._mark_empty(layout.catalog_entry(name))
                 repository.marker = Candidate(version=version) if version else None
@@ -298,7 +337,9 @@ class Collector:
             return await self.storage.put_if_absent(layout.blob_tombstone(digest), pending)
 
         blobs = list(run.blobs)
-        for digest, written in zip(blobs, await map_bounded(tombstone, blobs), strict=True):
+        for digest, written in zip(
+            blobs, await map_bounded(tombstone, blobs, CALLS_AT_ONCE), strict=True
+        ):
             if not written:  # not ours: leave that blob alone
                 del run.blobs[digest]
 
@@ -361,15 +402,8 @@ class Collector:
 
         async def read(digest: Digest) -> None:
             node = await read_node(self.storage, name, digest)
-            if node is None:
-                return
-            for child in node.children:
-                self._rescue_manifest(run, repository, child)
-            for blob in node.blobs:
-                self._rescue_link(run, repository, blob)
-            for referrer, candidate in list(repository.manifest_candidates.items()):
-                if candidate.node is not None and candidate.node.subject == digest:
-                    self._rescue_manifest(run, repository, referrer)
+            if node is not None:
+                self._rescue_kept_by(run, repository, digest, node)
 
         await map_bounded(read, new)
         if repository.manifest_candidates or repository.removable:
@@ -396,8 +430,13 @@ class Collector:
             return
         repository.removable = False
         run.rescued_manifests[repository.name, digest] = candidate
-        node = candidate.node
-        assert node is not None
+        assert candidate.node is not None
+        self._rescue_kept_by(run, repository, digest, candidate.node)
+
+    def _rescue_kept_by(
+        self, run: _Run, repository: RepositoryMark, digest: Digest, node: Node
+    ) -> None:
+        """What a kept manifest keeps: its children, its blobs, its referrers."""
         for child in node.children:
             self._rescue_manifest(run, repository, child)
         for blob in node.blobs:
@@ -408,13 +447,13 @@ class Collector:
 
     def _rescue_link(self, run: _Run, repository: RepositoryMark, digest: Digest) -> None:
         self._rescue_blob(run, digest)
-        candidate = repository.link_candidates.pop(digest, None)
-        if candidate is not None:
+        if digest in repository.link_candidates:
             repository.removable = False
-            run.rescued_links[repository.name, digest] = candidate
+            run.rescued_links[repository.name, digest] = repository.link_candidates.pop(digest)
 
     def _rescue_blob(self, run: _Run, digest: Digest) -> None:
-        if run.blobs.pop(digest, None) is not None:
+        if digest in run.blobs:
+            del run.blobs[digest]
             run.rescued_blobs.add(digest)
 
     # -- delete --------------------------------------------------------------------------------
@@ -485,20 +524,22 @@ class Collector:
         await self.storage.put_bytes(layout.referrer(name, subject, digest), entry)
 
     async def _delete_links(self, run: _Run, summary: Summary) -> None:
-        for repository in run.repositories.values():
+        async def delete_in(repository: RepositoryMark) -> None:
             items = list(repository.link_candidates.items())
 
-            async def delete(item: tuple[Digest, Candidate], name: str = repository.name) -> bool:
-                digest, candidate = item
-                assert candidate.version is not None
-                key = layout.blob_link(name, digest)
-                return await self.storage.delete_if_version(key, candidate.version)
+            async def delete(item: tuple[Digest, str | None]) -> bool:
+                digest, version = item
+                assert version is not None
+                key = layout.blob_link(repository.name, digest)
+                return await self.storage.delete_if_version(key, version)
 
             for (digest, _), won in zip(items, await map_bounded(delete, items), strict=True):
                 if won:
                     summary.links_deleted += 1
                 else:
                     self._rescue_link(run, repository, digest)
+
+        await map_bounded(delete_in, list(run.repositories.values()), REPOSITORIES_AT_ONCE)
 
     async def _delete_blobs(self, run: _Run, summary: Summary) -> None:
         self.lease.check()
@@ -517,7 +558,11 @@ class Collector:
 
         candidates = list(run.blobs)
         won = [
-            d for d, ok in zip(candidates, await map_bounded(win, candidates), strict=True) if ok
+            d
+            for d, ok in zip(
+                candidates, await map_bounded(win, candidates, CALLS_AT_ONCE), strict=True
+            )
+            if ok
         ]
         for digest in set(candidates) - set(won):
             self._rescue_blob(run, digest)
@@ -528,9 +573,9 @@ class Collector:
             await self.storage.delete(layout.blob(digest))
             await self.storage.delete(layout.blob_tombstone(digest))
 
-        await map_bounded(delete, won)
+        await map_bounded(delete, won, CALLS_AT_ONCE)
         summary.blobs_deleted = len(won)
-        summary.bytes_freed = sum(run.blobs[d].size for d in won)
+        summary.bytes_freed = sum(run.blobs[d] for d in won)
 
     async def _remove_repositories(self, run: _Run, summary: Summary) -> None:
         async def remove(repository: RepositoryMark) -> None:
@@ -569,10 +614,10 @@ class Collector:
             if candidate.version is not None:
                 await self._unmark_if_ours(layout.manifest(name, digest), candidate.version, None)
 
-        async def link(item: tuple[tuple[str, Digest], Candidate]) -> None:
-            (name, digest), candidate = item
-            if candidate.version is not None:
-                await self._unmark_if_ours(layout.blob_link(name, digest), candidate.version, b"")
+        async def link(item: tuple[tuple[str, Digest], str | None]) -> None:
+            (name, digest), version = item
+            if version is not None:
+                await self._unmark_if_ours(layout.blob_link(name, digest), version, b"")
 
         async def marker(repository: RepositoryMark) -> None:
             if repository.marker is not None and repository.marker.version is not None:

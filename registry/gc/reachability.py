@@ -11,6 +11,7 @@ kept manifest names is a candidate once older than `blob_grace`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -20,8 +21,6 @@ from registry.digest import SUPPORTED_ALGORITHMS, Digest
 from registry.manifest_store import decode_record
 from registry.storage import layout
 from registry.storage.protocol import NotFound, Storage
-
-PAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +42,11 @@ class Node:
 
 @dataclass(slots=True)
 class Candidate:
-    """A manifest, link or catalog marker the collection means to delete; `version` is the
-    mark it wrote, once written."""
+    """A manifest or catalog marker the collection means to delete; `version` is the mark
+    it wrote, once written."""
 
     node: Node | None = None  # manifests only
     version: str | None = None
-    size: int = 0  # global blobs only
 
 
 @dataclass(slots=True)
@@ -56,26 +54,23 @@ class RepositoryMark:
     name: str
     manifests: set[Digest] = field(default_factory=set)
     manifest_candidates: dict[Digest, Candidate] = field(default_factory=dict)
-    link_candidates: dict[Digest, Candidate] = field(default_factory=dict)
+    link_candidates: dict[Digest, str | None] = field(default_factory=dict)  # mark's version
     removable: bool = False  # nothing in it is kept: its catalog marker may go too
     marker: Candidate | None = None
 
 
 async def keys_under(storage: Storage, prefix: str) -> AsyncIterator[str]:
-    """Every key below a flat prefix, a page at a time."""
-    after: str | None = None
-    while True:
-        keys = await storage.list(prefix, after, PAGE)
-        for key in keys:
+    """Every key below prefix, in no order, a batch in memory at a time (Storage.scan)."""
+    async for batch in storage.scan(prefix):
+        for key in batch:
             yield key
-        if len(keys) < PAGE:
-            return
-        after = keys[-1]
 
 
 async def digests(storage: Storage, prefix: str, algorithm: str) -> AsyncIterator[Digest]:
+    """The digests named by the keys below prefix (interned: a digest held as a link candidate
+    and as a blob candidate is held once)."""
     async for key in keys_under(storage, prefix):
-        yield Digest(algorithm, key[len(prefix) :])
+        yield Digest(algorithm, sys.intern(key[len(prefix) :]))
 
 
 async def manifest_digests(storage: Storage, name: str) -> list[Digest]:
@@ -158,6 +153,9 @@ class RepositoryMarker:
         self.rules = rules
         self.now = now  # the storage's clock, for ages
 
+    async def _older_than(self, key: str, grace: float) -> bool:
+        return grace <= 0 or await self._age(key) >= grace
+
     async def _age(self, key: str) -> float:
         try:
             return self.now - (await self.storage.stat(key)).modified
@@ -197,11 +195,11 @@ class RepositoryMarker:
         unreferenced = [d for d in links if d not in kept_blobs]
 
         async def old(digest: Digest) -> bool:
-            return await self._age(layout.blob_link(name, digest)) >= self.rules.blob_grace
+            return await self._older_than(layout.blob_link(name, digest), self.rules.blob_grace)
 
         for digest, is_old in zip(unreferenced, await map_bounded(old, unreferenced), strict=True):
             if is_old:
-                result.link_candidates[digest] = Candidate()
+                result.link_candidates[digest] = None
             else:
                 keep_blob(digest)
         for digest in kept_blobs:
@@ -229,8 +227,8 @@ class RepositoryMarker:
                 roots.add(digest)
 
         async def young(digest: Digest) -> bool:
-            age = await self._age(layout.manifest(name, digest))
-            return age < rules.untagged_grace
+            key = layout.manifest(name, digest)
+            return not await self._older_than(key, rules.untagged_grace)
 
         for digest, is_young in zip(
             maybe_young, await map_bounded(young, maybe_young), strict=True

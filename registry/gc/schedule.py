@@ -1,20 +1,29 @@
 """Scheduled collection: every replica with `gc.enabled` checks now and then whether the last
-collection anywhere in the deployment ended more than `interval` ago, and if so tries to
-collect; the lease lets exactly one of them do it."""
+collection anywhere in the deployment ended more than `interval` ago, and if so runs one; the
+lease lets exactly one replica's collection go on.
+
+A collection runs as a child process (`registry gc --json`, reading the same configuration):
+its memory goes when it ends, it runs at a lower CPU priority than the requests it shares the
+machine with, and it stays out of the serving event loop. Its logs join the server's.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
 
-from registry.gc.collector import Collector, Settings, Summary
-from registry.gc.lease import LeaseHeld
+import anyio
+
+from registry.gc.collector import Summary
 from registry.service import Registry
 from registry.storage import layout
 from registry.storage.protocol import NotFound
 
 log = logging.getLogger("registry.gc")
+COMMAND = (sys.executable, "-m", "registry", "gc", "--json")
 
 
 async def last_finished(registry: Registry) -> float:
@@ -28,14 +37,16 @@ async def last_finished(registry: Registry) -> float:
         return 0.0  # unreadable: a collection is due, the lease still allows only one
 
 
-async def collect_if_due(registry: Registry, settings: Settings, interval: float) -> None:
-    if time.time() - await last_finished(registry) < interval:
+async def collect_if_due(registry: Registry, interval: float) -> None:
+    if registry.read_only or time.time() - await last_finished(registry) < interval:
         return
-    try:
-        summary = await Collector(registry, settings).collect()
-    except LeaseHeld as exc:
-        log.info("gc: not collecting, another collector runs: %s", exc)
+    done = await anyio.run_process(
+        COMMAND, stdin=subprocess.DEVNULL, stderr=None, check=False
+    )  # the configuration comes with the environment (REGISTRY_CONFIG and overrides)
+    if done.returncode != 0:  # e.g. another replica collects: its reason is in the log
+        log.info("gc: the scheduled collection ended with status %d", done.returncode)
         return
+    summary = Summary(**json.loads(done.stdout.decode().splitlines()[-1]))
     log.info("gc: %s", describe(summary))
 
 

@@ -28,6 +28,7 @@ import contextlib
 import errno
 import fcntl
 import hashlib
+import itertools
 import mmap
 import os
 import stat as stat_mode
@@ -62,6 +63,7 @@ _FILE_SUFFIX = "@"
 _CONTINUED = "%+"  # a directory holding the rest of over-long file names
 _MAX_NAME_PIECE = 200
 _TEMP_DIR = "#tmp"
+_SCAN_BATCH = 1000
 # Received bytes are written once this many are pending: the callers already hand over
 # blocks of a MiB, and only a smaller tail (or a stalled sender's last bytes) waits, so a
 # small blob costs one thread hop and a stalled one holds at most this much.
@@ -500,6 +502,23 @@ class FilesystemStorage:
         with _translated(prefix):
             return await self._run(self._list_sync, prefix, start_after, limit)
 
+    async def scan(self, prefix: str) -> AsyncIterator[builtins.list[str]]:
+        directory = prefix.rpartition("/")[0]
+        components = directory.split("/") if directory else []
+        if any(c in ("", ".", "..") for c in components):
+            raise ValueError(f"invalid storage prefix {prefix!r}")
+        base = directory + "/" if directory else ""
+        keys = (
+            k for k in _walk_unordered(self._dir_path(components), base) if k.startswith(prefix)
+        )
+        while True:
+            with _translated(prefix):
+                batch = await self._run(_take, keys, _SCAN_BATCH)
+            if batch:
+                yield batch
+            if len(batch) < _SCAN_BATCH:
+                return
+
     async def move(self, src: str, dst: str) -> None:
         source, target = self.path_of(src), self.path_of(dst)
         unsynced = not self._durable(src) and self._durable(dst)
@@ -633,6 +652,29 @@ class FilesystemStorage:
                 yield from self._walk(directory / raw, base + name, after)
             elif after is None or base + name > after:
                 yield base + name
+
+
+def _walk_unordered(directory: Path, base: str) -> Iterator[str]:
+    """Every key below directory as os.scandir meets them: one directory entry in memory at a
+    time (and one open directory per level), however large the directory."""
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                name = entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if name.endswith(_CONTINUED):
+                        piece = unquote(name[: -len(_CONTINUED)])
+                        yield from _walk_unordered(directory / name, base + piece)
+                    elif name != _TEMP_DIR:
+                        yield from _walk_unordered(directory / name, base + unquote(name) + "/")
+                elif name.endswith(_FILE_SUFFIX):
+                    yield base + unquote(name[: -len(_FILE_SUFFIX)])
+    except (FileNotFoundError, NotADirectoryError):
+        return
+
+
+def _take(keys: Iterator[str], count: int) -> builtins.list[str]:
+    return list(itertools.islice(keys, count))
 
 
 class _DirectoryListings:

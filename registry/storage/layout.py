@@ -14,6 +14,9 @@
     uploads/<uuid>/state                                upload session state (JSON)
     uploads/<uuid>/parts/<offset>-<nonce>               received bytes, one object per chunk
     secrets/token-signing-key.pem                       generated token key, shared by replicas
+    flags/read-only                                     present: read-only maintenance mode
+                                                        (JSON: who set it, when); every replica
+                                                        polls it (maintenance.py)
     gc/lease                                            the garbage collector's lease (JSON)
     gc/last-run                                         when the last collection ended (JSON)
     gc/blob-tombstones/<alg>/<hex>                      a blob a collector means to delete:
@@ -61,11 +64,16 @@ from registry.digest import Digest
 
 CATALOG_PREFIX = "catalog/"
 TOKEN_SIGNING_KEY = "secrets/token-signing-key.pem"
+READ_ONLY_FLAG = "flags/read-only"
 UPLOADS_PREFIX = "uploads/"
 GC_LEASE = "gc/lease"
 GC_LAST_RUN = "gc/last-run"
 BLOB_TOMBSTONES_PREFIX = "gc/blob-tombstones/"
 BLOBS_PREFIX = "blobs/"
+# What a power loss may lose without harm, so a filesystem need not flush it: upload sessions
+# (the client starts again) and blob tombstones (every process on the machine goes down with
+# them, and the next collection clears what is left).
+VOLATILE_PREFIXES = (UPLOADS_PREFIX, BLOB_TOMBSTONES_PREFIX)
 REPOSITORIES_PREFIX = "repositories/"
 
 
@@ -93,24 +101,19 @@ def repository_prefix(name: str) -> str:
 
 
 def blob_links_prefix(name: str, algorithm: str) -> str:
-    return f"{REPOSITORIES_PREFIX}{name}/_blobs/{algorithm}/"
-
-
-def manifests_prefix(name: str, algorithm: str) -> str:
-    return f"{REPOSITORIES_PREFIX}{name}/_manifests/{algorithm}/"
-
-
-def referrers_root(name: str) -> str:
-    """Every referrer entry of the repository (nested: subject, then referrer)."""
-    return f"{REPOSITORIES_PREFIX}{name}/_referrers/"
+    return f"repositories/{name}/_blobs/{algorithm}/"
 
 
 def blob_link(name: str, digest: Digest) -> str:
-    return f"repositories/{name}/_blobs/{digest.algorithm}/{digest.encoded}"
+    return blob_links_prefix(name, digest.algorithm) + digest.encoded
+
+
+def manifests_prefix(name: str, algorithm: str) -> str:
+    return f"repositories/{name}/_manifests/{algorithm}/"
 
 
 def manifest(name: str, digest: Digest) -> str:
-    return f"repositories/{name}/_manifests/{digest.algorithm}/{digest.encoded}"
+    return manifests_prefix(name, digest.algorithm) + digest.encoded
 
 
 def tags_prefix(name: str) -> str:

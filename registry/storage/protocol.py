@@ -6,6 +6,7 @@ A driver knows nothing of OCI. Keys are `/`-separated, never empty, and never co
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -131,6 +132,13 @@ class Storage(Protocol):
         place and how start_after skips into it differ between S3 services; the registry
         pages only through flat prefixes (see layout.py).
         """
+        ...
+
+    def scan(self, prefix: str) -> AsyncIterator[builtins.list[str]]:
+        """Every key below prefix, nested or not, in batches, in no particular order, holding
+        only a batch in memory: for a walk over everything (garbage collection), where `list`
+        pages would cost a scan of a huge directory each. A key present for the whole scan is
+        yielded exactly once; one added or removed meanwhile, at most once."""
         ...
 
     async def move(self, src: str, dst: str) -> None:

@@ -302,6 +302,19 @@ class S3Storage:
             arguments["ContinuationToken"] = page["NextContinuationToken"]
             arguments.pop("StartAfter", None)
 
+    async def scan(self, prefix: str) -> AsyncIterator[builtins.list[str]]:
+        s3 = await self._s3()
+        arguments: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+        while True:  # continuation tokens, not StartAfter: nested keys are fine
+            with _translate(prefix):
+                page = await s3.list_objects_v2(**arguments, MaxKeys=1000)
+            keys = [item["Key"][len(self.prefix) :] for item in page.get("Contents", [])]
+            if keys:
+                yield keys
+            if not page.get("IsTruncated"):
+                return
+            arguments["ContinuationToken"] = page["NextContinuationToken"]
+
     async def move(self, src: str, dst: str) -> None:
         info = await self.stat(src)
         s3 = await self._s3()

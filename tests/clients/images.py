@@ -128,8 +128,15 @@ def build_image(
     os_name: str = "linux",
 ) -> Image:
     """An OCI image with one random layer per size; its config is a valid image config."""
-    architecture = architecture or host_architecture()
     layers = tuple(random_layer(size, f"layer{i}") for i, size in enumerate(layer_sizes))
+    return image_of(layers, architecture, os_name)
+
+
+def image_of(
+    layers: tuple[Layer, ...], architecture: str | None = None, os_name: str = "linux"
+) -> Image:
+    """An OCI image of these layers (images built from one layer object share it)."""
+    architecture = architecture or host_architecture()
     config: Json = {
         "architecture": architecture,
         "os": os_name,

@@ -5,6 +5,7 @@ any phase boundary and run clients against the servers in between."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -41,20 +42,21 @@ class Deployment:
         """A driver of our own on the deployment's storage."""
         if isinstance(self.backend, S3Backend):
             return s3_storage(self.backend.config(self.backend.prefix(self.data_dir)))
-        return FilesystemStorage(self.backend.root(self.data_dir), (layout.UPLOADS_PREFIX,))
+        return FilesystemStorage(self.backend.root(self.data_dir), layout.VOLATILE_PREFIXES)
 
     def keys(self, prefix: str = "") -> list[str]:
         return self.servers[0].stored_keys(prefix)
 
 
-def _backend(request: pytest.FixtureRequest) -> Backend:
+def chosen_backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "s3":
         s3: S3Backend = request.getfixturevalue("s3_backend")
         return s3
     return FilesystemBackend()
 
 
-def start(
+@contextlib.contextmanager
+def deployed(
     backend: Backend, data_dir: Path, env: dict[str, str] | None = None
 ) -> Iterator[Deployment]:
     settings = {"REGISTRY_GC_SETTLE": SERVER_SETTLE, **(env or {})}
@@ -70,7 +72,17 @@ def start(
 @pytest.fixture(params=BACKENDS)
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
     """A fresh deployment for one test."""
-    yield from start(_backend(request), tmp_path)
+    with deployed(chosen_backend(request), tmp_path) as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """One deployment for a module whose tests each leave no garbage behind."""
+    with deployed(chosen_backend(request), tmp_path_factory.mktemp("gc")) as deployment:
+        yield deployment
 
 
 @pytest.fixture
@@ -78,13 +90,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-async def collector_registry(deployment: Deployment, anyio_backend: str) -> AsyncIterator[Registry]:
+@contextlib.asynccontextmanager
+async def registry_on(deployment: Deployment) -> AsyncIterator[Registry]:
+    """The service on the deployment's storage, for collectors in the test's process."""
     storage = deployment.storage()
     try:
         yield Registry(storage)
     finally:
         await storage.aclose()
+
+
+@pytest.fixture
+async def collector_registry(deployment: Deployment, anyio_backend: str) -> AsyncIterator[Registry]:
+    async with registry_on(deployment) as registry:
+        yield registry
 
 
 async def _no_pause(_: str) -> None:

@@ -16,8 +16,9 @@ import pytest
 
 from registry.gc.collector import PHASES
 from registry.service import Registry
-from testkit.oci import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor, digest_of
-from tests.gc.conftest import Deployment, collector
+from testkit.oci import digest_of
+from tests.gc.conftest import Deployment, collector, registry_on
+from tests.gc.pushes import assert_pulls, manifest_of, put, upload
 
 pytestmark = pytest.mark.anyio
 
@@ -26,34 +27,6 @@ pytestmark = pytest.mark.anyio
 CLIENT_HEAD_START = 1.0
 
 Scenario = Callable[[httpx.AsyncClient, httpx.AsyncClient, str, list[bytes]], Awaitable[None]]
-
-
-async def upload(client: httpx.AsyncClient, repo: str, data: bytes) -> None:
-    r = await client.post(
-        f"/v2/{repo}/blobs/uploads/", params={"digest": digest_of(data)}, content=data
-    )
-    assert r.status_code == 201, r.text
-
-
-def manifest_of(blobs: list[bytes]) -> bytes:
-    config, *layers = blobs
-    return json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(config, OCI_CONFIG),
-            "layers": [descriptor(layer, OCI_LAYER) for layer in layers],
-        }
-    ).encode()
-
-
-async def put_manifest(client: httpx.AsyncClient, repo: str, blobs: list[bytes]) -> None:
-    r = await client.put(
-        f"/v2/{repo}/manifests/latest",
-        content=manifest_of(blobs),
-        headers={"Content-Type": OCI_MANIFEST},
-    )
-    assert r.status_code == 201, r.text
 
 
 async def head_then_put(
@@ -65,7 +38,7 @@ async def head_then_put(
         assert r.status_code in (200, 404), r.text
         if r.status_code == 404:
             await upload(first, repo, data)
-    await put_manifest(second, repo, blobs)
+    await put(second, repo, "latest", manifest_of(blobs))
 
 
 async def mount_then_put(
@@ -82,7 +55,7 @@ async def mount_then_put(
         if r.status_code == 202:
             finish = await first.put(r.headers["location"], params={"digest": digest}, content=data)
             assert finish.status_code == 201, finish.text
-    await put_manifest(second, f"{repo}-copy", blobs)
+    await put(second, f"{repo}-copy", "latest", manifest_of(blobs))
 
 
 async def upload_then_put(
@@ -91,7 +64,7 @@ async def upload_then_put(
     """A client that uploads every blob again, as if it had never checked."""
     for data in blobs:
         await upload(first, repo, data)
-    await put_manifest(second, repo, blobs)
+    await put(second, repo, "latest", manifest_of(blobs))
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -99,15 +72,6 @@ SCENARIOS: dict[str, Scenario] = {
     "mount": mount_then_put,
     "upload": upload_then_put,
 }
-
-
-async def assert_pulls(client: httpx.AsyncClient, repo: str, blobs: list[bytes]) -> None:
-    r = await client.get(f"/v2/{repo}/manifests/latest", headers={"Accept": OCI_MANIFEST})
-    assert r.status_code == 200, r.text
-    for data in blobs:
-        blob = await client.get(f"/v2/{repo}/blobs/{digest_of(data)}")
-        assert blob.status_code == 200, (digest_of(data), blob.text)
-        assert blob.content == data
 
 
 def assert_nothing_left_behind(deployment: Deployment) -> None:
@@ -123,6 +87,14 @@ def assert_nothing_left_behind(deployment: Deployment) -> None:
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 async def test_a_push_of_orphaned_blobs_succeeds_whatever_phase_the_collection_is_in(
+    module_deployment: Deployment, scenario: str, phase: str
+) -> None:
+    async with registry_on(module_deployment) as registry:
+        await push_during_a_collection(module_deployment, registry, scenario, phase)
+    assert_nothing_left_behind(module_deployment)
+
+
+async def push_during_a_collection(
     deployment: Deployment, collector_registry: Registry, scenario: str, phase: str
 ) -> None:
     repo = f"race/{scenario}-{phase}"
@@ -157,8 +129,7 @@ async def test_a_push_of_orphaned_blobs_succeeds_whatever_phase_the_collection_i
             await collector(collector_registry, pause=pause).collect()
         assert outcome == [None], f"client failed with the collection at {phase}: {outcome}"
         target = f"{repo}-copy" if scenario == "mount" else repo
-        await assert_pulls(second, target, blobs)
+        await assert_pulls(second, target, "latest", blobs)
         again = await collector(collector_registry).collect()
         assert again.blobs_deleted == 0 and again.manifests_deleted == 0
-        await assert_pulls(first, target, blobs)
-    assert_nothing_left_behind(deployment)
+        await assert_pulls(first, target, "latest", blobs)

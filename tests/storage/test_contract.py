@@ -159,6 +159,26 @@ async def test_listing_more_than_one_backend_page(storage: Storage) -> None:
     assert await storage.list("m/", start_after="m/00099", limit=1100) == keys[100:1200]
 
 
+async def scanned(storage: Storage, prefix: str) -> list[str]:
+    keys: list[str] = []
+    async for batch in storage.scan(prefix):
+        assert 0 < len(batch) <= 1000
+        keys += batch
+    return keys
+
+
+async def test_a_scan_yields_every_key_below_a_prefix_once_in_batches(storage: Storage) -> None:
+    many = [f"s/many/{i:05d}" for i in range(1203)]
+    nested = ["s/a", "s/a/b", "s/a-b", "s/a/b/c", "s/x/" + "y" * 250, "s/uni\u00e9 %"]
+    async with anyio.create_task_group() as tg:
+        for key in [*many, *nested, "t/outside", "s"]:
+            tg.start_soon(storage.put_bytes, key, b"")
+    everything = await scanned(storage, "s/")
+    assert sorted(everything) == sorted([*many, *nested])  # each once
+    assert sorted(await scanned(storage, "s/a")) == ["s/a", "s/a-b", "s/a/b", "s/a/b/c"]
+    assert await scanned(storage, "s/nothing/") == []
+
+
 async def test_keys_with_unusual_characters_round_trip(storage: Storage) -> None:
     keys = ["k/with space", "k/per%cent", "k/tilde~", "k/at@", "k/colon:x", "k/uni\u00e9"]
     for key in keys:

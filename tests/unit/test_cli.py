@@ -31,7 +31,16 @@ def options(parser: Parser) -> set[str]:
 
 def test_every_leaf_command_takes_a_config_file() -> None:
     commands = leaves(cli._parser())
-    assert set(commands) == {"serve", "gc", "user add", "config show"}
+    assert set(commands) == {
+        "serve",
+        "gc",
+        "user add",
+        "config show",
+        "maintenance on",
+        "maintenance off",
+        "maintenance status",
+        "repo delete",
+    }
     assert all("--config" in options(parser) for parser in commands.values())
 
 
@@ -65,7 +74,16 @@ def test_config_show_prints_units_as_written(tmp_path: Path) -> None:
     assert shown.returncode == 0 and "max_age_seconds: 1h30m\n" in shown.stdout
 
 
-@pytest.mark.parametrize("command", [["serve"], ["config", "show"], ["user", "add", "x"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["serve"],
+        ["config", "show"],
+        ["user", "add", "x"],
+        ["maintenance", "status"],
+        ["repo", "delete", "x"],
+    ],
+)
 def test_a_configuration_error_is_one_line_and_exit_status_2(
     tmp_path: Path, command: list[str]
 ) -> None:

@@ -161,3 +161,16 @@ def test_connection_limits_and_timeouts_take_units_and_are_checked() -> None:
     for variable, (value, message) in problems.items():
         with pytest.raises(ConfigError, match=message):
             load_config(None, {variable: value})
+
+
+def test_garbage_collection_settings_take_units_and_are_checked() -> None:
+    config = load_config(None, {"REGISTRY_GC_ENABLED": "true", "REGISTRY_GC_BLOB_GRACE": "0s"})
+    assert config.gc.enabled is True and config.gc.blob_grace == 0
+    assert (config.gc.interval, config.gc.settle, config.gc.untagged) == (86400, 30, "keep")
+    for environ, message in [
+        ({"REGISTRY_GC_UNTAGGED": "purge"}, "gc.untagged: must be one of keep, delete"),
+        ({"REGISTRY_GC_SETTLE": "100ms"}, "gc.settle: must be at least 1s"),
+        ({"REGISTRY_GC_INTERVAL": "10s"}, "gc.interval: must be at least 1m"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, environ)

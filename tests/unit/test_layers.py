@@ -23,6 +23,8 @@ SERVICE = (
     "registry.manifest_store",
     "registry.referrers",
     "registry.gc",
+    "registry.maintenance",
+    "registry.repository_delete",
 )
 STORAGE = ("registry.storage",)
 COMPOSITION = (
@@ -31,6 +33,7 @@ COMPOSITION = (
     "registry.server",
     "registry.connections",
     "registry.cli",
+    "registry.operator_commands",
     "registry.periodic",
 )
 
