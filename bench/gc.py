@@ -178,6 +178,7 @@ class GcResults:
     s3_seeding: list[Seeding] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # rows that could not be measured
+    checkpoint: Path | None = None  # where the results so far are written after each row
     validated: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ one temporary directory, and the section they make (`bench.gc` has the rows' des
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,12 +46,18 @@ def check_disk_space(plan: GcPlan, workdir: Path) -> None:
 
 
 def run_gc(
-    storage: str, quick: bool, rounds: int | None, workdir: Path, info: RunInfo
+    storage: str,
+    quick: bool,
+    rounds: int | None,
+    workdir: Path,
+    info: RunInfo,
+    checkpoint: Path | None = None,
 ) -> GcOutcome:
-    """Measure one storage's rows in workdir: filesystem (a), (b), (d), (e); s3 (c)."""
+    """Measure one storage's rows in workdir: filesystem (a), (b), (d), (e); s3 (c). After
+    each row, the results so far go to `checkpoint` (JSON), if given."""
     plan = plan_for(quick, rounds)
     check_disk_space(plan, workdir)
-    results = GcResults(plan)
+    results = GcResults(plan, checkpoint=checkpoint)
     if storage == "s3":
         info.machine = machine_description(
             workdir, info.distribution_version, "Disk (SeaweedFS's data)"
@@ -78,6 +85,8 @@ def _row(results: GcResults, label: str, measure: Callable[[], object]) -> bool:
     """Measure one row; a failure is noted in the results (the other rows still run)."""
     try:
         measure()
+        if results.checkpoint is not None:
+            results.checkpoint.write_text(json.dumps(results.as_json(), indent=1, default=str))
     except BenchError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         detail = lines[0] + (f" ... {lines[-1]}" if len(lines) > 1 else "")

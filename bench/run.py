@@ -118,14 +118,19 @@ def _run_gc(storage: str, args: argparse.Namespace, summaries: dict[str, object]
     info = RunInfo(utc_now(), distribution_version(), load_average())
     prefix = f"registry-bench-gc-{storage}-"
     with tempfile.TemporaryDirectory(prefix=prefix, dir=args.workdir) as tmp:
-        outcome = run_gc(storage, args.quick, args.rounds, Path(tmp), info)
+        checkpoint = None
+        if args.summary_json is not None:
+            checkpoint = args.summary_json.with_name(f"{args.summary_json.name}.{storage}.partial")
+        outcome = run_gc(storage, args.quick, args.rounds, Path(tmp), info, checkpoint)
         progress("removing the seeded storage")
     if not (args.no_write or args.quick):
         write_section(args.doc, outcome.section, outcome.markers)
         progress(f"wrote the {storage} garbage-collection section of {args.doc}")
     if args.summary_json is not None:
-        summaries[storage] = {"info": info, "results": outcome.results.as_json()}
-        args.summary_json.write_text(json.dumps(summaries, indent=1, default=vars))
+        summaries[storage] = {"info": vars(info), "results": outcome.results.as_json()}
+        args.summary_json.write_text(json.dumps(summaries, indent=1, default=str))
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)
     print(outcome.section, flush=True)
     return outcome.passed
 
