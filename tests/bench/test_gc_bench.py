@@ -66,16 +66,17 @@ def test_quick_gc_benchmark_deletes_exactly_the_seeded_garbage(tmp_path: Path) -
     large, side = Scale(**plan["large"]), Scale(**plan["side"])
     ours_runs = [
         *((run, large) for run in results["large"]),
-        *((round_["collection"], large) for round_ in results["reads"]),
+        *((round_["collection"], side) for round_ in results["reads"]),
         *((run, side) for run in results["side"]["ours"]),
     ]
     assert len(ours_runs) == 3
     for run, scale in ours_runs:
         assert run["summary"].keys() >= SUMMARY_KEYS
         assert run["summary"]["dry_run"] is False
-        assert run["summary"]["blobs_deleted"] == scale.garbage_blobs > 0
+        assert run["summary"]["blobs_deleted"] == run["expected"] == scale.garbage_blobs > 0
     [theirs] = results["side"]["Distribution"]
     assert theirs["blobs_deleted"] == garbage_count(side, distribution=True)
+    assert not results["failures"]
     for kind in results["protocol"].values():
         assert all(len(rates) == 1 and rates[0] > 0 for rates in kind.values())
     for heading in ("(a) Our collector", "(b) Side by side", "(d) Reads", "(e) The collector"):
