@@ -16,9 +16,11 @@ from testkit.ports import LOOPBACK, free_port
 
 
 def run_ours(
-    workdir: Path, name: str, storage_env: Mapping[str, str]
+    workdir: Path, name: str, storage_env: Mapping[str, str], source: Path | None = None
 ) -> contextlib.AbstractContextManager[Server]:
-    """Ours with the REGISTRY_STORAGE_* variables of `storage_env` (see testkit.registry)."""
+    """Ours with the REGISTRY_STORAGE_* variables of `storage_env` (see testkit.registry);
+    the code of this checkout, or of another `source` tree (its directory first on the path).
+    """
     port = free_port()
     env = base_environment() | {
         "REGISTRY_HTTP_ADDR": f"{LOOPBACK}:{port}",
@@ -26,7 +28,11 @@ def run_ours(
         "REGISTRY_LOG_LEVEL": "warning",
         "REGISTRY_LOG_ACCESS_LOG": "false",
     }
-    return running_server(name, [sys.executable, "-m", "registry", "serve"], env, port, workdir)
+    command = [sys.executable, "-m", "registry", "serve"]
+    if source is None:
+        return running_server(name, command, env, port, workdir)
+    env["PYTHONPATH"] = str(source)
+    return running_server(name, command, env, port, workdir, cwd=source)
 
 
 def distribution_config(storage_lines: Sequence[str], port: int) -> str:

@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.run [--storage filesystem|s3|both] [--quick] [--rounds N]
                                    [--no-write] [--workdir DIR] [--doc FILE]
+    .venv/bin/python -m bench.run --gc [--storage ...] [--quick] [--rounds N] [--summary-json FILE]
 
 Run from the project root. One mode (`bench.mode`) measures every storage, through its
 backend: filesystem (the default; `bench.filesystem_backend`), both registries on local disk
@@ -12,11 +13,16 @@ and latencies, skopeo, cold start, tag and catalog pages. `both` runs filesystem
 
 Prints a Markdown section per storage; in full mode also writes it, with the machine
 description, into that storage's generated section of docs/benchmarks.md.
+
+`--gc` runs the garbage-collection benchmark instead (`bench.gc`): on the filesystem our
+collector on 1M seeded blobs, both collectors side by side on 100k, reads while a collection
+runs and the collector protocol's cost on the write path; on s3 both collectors on SeaweedFS.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import tempfile
@@ -28,6 +34,7 @@ from bench.charts import write_chart
 from bench.common import progress
 from bench.doc import write_section
 from bench.filesystem_backend import FilesystemBench
+from bench.gc_mode import run_gc
 from bench.launchers import distribution_version
 from bench.machine import PROJECT_ROOT, RunInfo, load_average, utc_now
 from bench.mode import run
@@ -62,9 +69,19 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--workdir", type=Path, help="parent of the temporary directories")
     parser.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="Markdown file to update")
+    parser.add_argument(
+        "--gc", action="store_true", help="the garbage-collection benchmark (bench/gc.py) instead"
+    )
+    parser.add_argument(
+        "--summary-json",
+        type=Path,
+        help="with --gc: also write every figure, and each collection's summary, to this file",
+    )
     args = parser.parse_args(argv)
     if args.rounds is not None and not 1 <= args.rounds <= 50:
         parser.error("--rounds must be between 1 and 50")
+    if args.summary_json is not None and not args.gc:
+        parser.error("--summary-json goes with --gc")
     return args
 
 
@@ -94,13 +111,41 @@ def _run_one(storage: str, args: argparse.Namespace) -> bool:
     return result.passed
 
 
+def _run_gc(storage: str, args: argparse.Namespace, summaries: dict[str, object]) -> bool:
+    """The garbage-collection rows of one storage: print, and write (full mode); whether our
+    collector stayed within its memory budget."""
+    progress(f"== garbage collection, {storage} ==")
+    info = RunInfo(utc_now(), distribution_version(), load_average())
+    prefix = f"registry-bench-gc-{storage}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=args.workdir) as tmp:
+        checkpoint = None
+        if args.summary_json is not None:
+            checkpoint = args.summary_json.with_name(f"{args.summary_json.name}.{storage}.partial")
+        outcome = run_gc(storage, args.quick, args.rounds, Path(tmp), info, checkpoint)
+        progress("removing the seeded storage")
+    if not (args.no_write or args.quick):
+        write_section(args.doc, outcome.section, outcome.markers)
+        progress(f"wrote the {storage} garbage-collection section of {args.doc}")
+    if args.summary_json is not None:
+        summaries[storage] = {"info": vars(info), "results": outcome.results.as_json()}
+        args.summary_json.write_text(json.dumps(summaries, indent=1, default=str))
+        if checkpoint is not None:
+            checkpoint.unlink(missing_ok=True)
+    print(outcome.section, flush=True)
+    return outcome.passed
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_arguments(argv)
     _terminate_on_sigterm()
     passed = True
+    summaries: dict[str, object] = {}
     try:
         for storage in STORAGE_CHOICES[args.storage]:
-            passed = _run_one(storage, args) and passed
+            if args.gc:
+                passed = _run_gc(storage, args, summaries) and passed
+            else:
+                passed = _run_one(storage, args) and passed
     except KeyboardInterrupt:
         progress("interrupted: servers stopped, temporary files removed")
         return 130

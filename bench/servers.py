@@ -77,7 +77,12 @@ def slug(name: str) -> str:
 
 @contextlib.contextmanager
 def running_server(
-    name: str, command: Sequence[str], env: Mapping[str, str], port: int, workdir: Path
+    name: str,
+    command: Sequence[str],
+    env: Mapping[str, str],
+    port: int,
+    workdir: Path,
+    cwd: Path = PROJECT_ROOT,
 ) -> Iterator[Server]:
     """The server started in a process group of its own, ready; stopped by its group id."""
     log_path = workdir / f"{slug(name)}.log"
@@ -93,7 +98,7 @@ def running_server(
                     name=name,
                     timeout=READY_TIMEOUT_SECONDS,
                     env=env,
-                    cwd=PROJECT_ROOT,
+                    cwd=cwd,
                     own_group=True,
                     poll_interval=READY_POLL_SECONDS,
                     grace=STOP_TIMEOUT_SECONDS,

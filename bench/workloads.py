@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from bench.blobs import Blob
@@ -41,15 +42,36 @@ _REQUESTS_PER_SECOND = re.compile(r"^Requests/sec:\s+([0-9.]+)", re.MULTILINE)
 _FAILURES = re.compile(r"^\s*(Non-2xx or 3xx responses|Socket errors):.*$", re.MULTILINE)
 
 
-def wrk_requests_per_second(url: str, connections: int, seconds: int, headers: list[str]) -> float:
-    """wrk's requests/s for url; a BenchError if any request failed or got a non-2xx answer."""
+def wrk_command(
+    url: str, connections: int, seconds: int, headers: list[str], script: Path | None = None
+) -> list[str]:
+    """wrk for `seconds` on url (a Lua `script` may choose each request's path)."""
     command = ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s"]
     command += ["--timeout", "10s", "--latency"]
     for header in headers:
         command += ["-H", header]
+    if script is not None:
+        command += ["-s", str(script)]
+    return [*command, url]
+
+
+def wrk_rate(url: str, returncode: int, stdout: str, stderr: str) -> float:
+    """wrk's requests/s from its output; a BenchError if any request failed or got a
+    non-2xx answer."""
+    rate = _REQUESTS_PER_SECOND.search(stdout)
+    if returncode != 0 or rate is None:
+        raise BenchError(f"wrk on {url} failed: {stderr.strip() or stdout[-300:]}")
+    failures = _FAILURES.search(stdout)
+    if failures is not None:
+        raise BenchError(f"wrk on {url}: {failures.group(0).strip()}")
+    return float(rate.group(1))
+
+
+def wrk_requests_per_second(url: str, connections: int, seconds: int, headers: list[str]) -> float:
+    """wrk's requests/s for url; a BenchError if any request failed or got a non-2xx answer."""
     try:
         result = subprocess.run(
-            [*command, url],
+            wrk_command(url, connections, seconds, headers),
             capture_output=True,
             text=True,
             timeout=seconds + WRK_TIMEOUT_MARGIN_SECONDS,
@@ -57,13 +79,7 @@ def wrk_requests_per_second(url: str, connections: int, seconds: int, headers: l
         )
     except subprocess.TimeoutExpired:
         raise BenchError(f"wrk on {url} did not finish") from None
-    rate = _REQUESTS_PER_SECOND.search(result.stdout)
-    if result.returncode != 0 or rate is None:
-        raise BenchError(f"wrk on {url} failed: {result.stderr.strip() or result.stdout[-300:]}")
-    failures = _FAILURES.search(result.stdout)
-    if failures is not None:
-        raise BenchError(f"wrk on {url}: {failures.group(0).strip()}")
-    return float(rate.group(1))
+    return wrk_rate(url, result.returncode, result.stdout, result.stderr)
 
 
 def manifest_rate(base_url: str, reference: str, connections: int, seconds: int) -> float:
