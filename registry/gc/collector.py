@@ -198,12 +198,15 @@ class Collector:
             raise RegistryError(ErrorCode.UNSUPPORTED, READ_ONLY_MESSAGE)
 
     async def _keep_lease(self) -> None:
+        wait = RENEW_EVERY_SECONDS
         while True:
-            await anyio.sleep(RENEW_EVERY_SECONDS)
+            await anyio.sleep(wait)
             try:
                 await self.lease.renew()
-            except StorageError as exc:
-                log.warning("gc: could not renew the lease: %s", exc)  # check() stops us
+                wait = RENEW_EVERY_SECONDS
+            except StorageError as exc:  # check() stops us if this goes on
+                log.warning("gc: could not renew the lease, trying again shortly: %s", exc)
+                wait = RENEW_EVERY_SECONDS / 4
             except LeaseLost as exc:
                 log.warning("gc: lost the lease: %s", exc)
                 return

@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from registry.storage import layout
 from registry.storage.protocol import NotFound, PreconditionFailed, Storage
 
-LEASE_SECONDS = 120.0
+# Long enough to ride out a storage that answers slowly for minutes (an S3 call may take
+# its read timeout times its attempts); what a dead collector costs: the next run waits it out.
+LEASE_SECONDS = 300.0
 RENEW_EVERY_SECONDS = 20.0
 # A holder stops collecting when less than this is left of its lease and it could not renew.
 SAFETY_MARGIN_SECONDS = 60.0
@@ -95,19 +97,31 @@ class Lease:
         if self._version is None:
             raise LeaseLost("not held")
         expires = time.time() + LEASE_SECONDS
+        body = self._body(expires)
         try:
             self._version = await self.storage.compare_and_swap(
-                layout.GC_LEASE, self._body(expires), self._version
+                layout.GC_LEASE, body, self._version
             )
         except PreconditionFailed:
-            self._version = None
-            raise LeaseLost("the lease was taken over") from None
+            # A retried write whose first attempt landed (its answer lost) fails like this
+            # too: the lease is still ours if it holds what we wrote.
+            try:
+                data, version = await self.storage.get_bytes(layout.GC_LEASE)
+            except NotFound:
+                data, version = b"", ""
+            if data != body:
+                self._version = None
+                raise LeaseLost("the lease was taken over") from None
+            self._version = version
         self.expires = expires
 
     def check(self) -> None:
         """Raise LeaseLost unless the lease is safely ours for a while yet."""
-        if self._version is None or self.expires - time.time() < SAFETY_MARGIN_SECONDS:
-            raise LeaseLost("the lease could not be renewed in time")
+        if self._version is None:
+            raise LeaseLost("the lease was taken over")
+        left = self.expires - time.time()
+        if left < SAFETY_MARGIN_SECONDS:
+            raise LeaseLost(f"the lease could not be renewed in time ({left:.0f}s left)")
 
     async def release(self) -> None:
         if self._version is not None:

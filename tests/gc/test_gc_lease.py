@@ -14,9 +14,11 @@ import httpx
 import pytest
 
 from registry.errors import RegistryError
+from registry.gc.lease import Lease, LeaseHeld
 from registry.gc.marks import DELETION_WAIT_SECONDS
 from registry.service import Registry
 from registry.storage import layout
+from registry.storage.protocol import PreconditionFailed
 from testkit.oci import digest_of
 from testkit.process import wait_until
 from testkit.registry import PROJECT_ROOT
@@ -214,3 +216,41 @@ async def test_a_collection_stopped_before_it_deletes_takes_its_marks_back(
     assert deployment.keys() == before
     marked = [k for k in before if "/_blobs/" in k or k.startswith("catalog/")]
     assert marked and all(deployment.servers[0].stored_bytes(k) == b"" for k in marked)
+
+
+async def test_a_lease_is_renewed_again_and_again_and_refused_to_others_meanwhile(
+    collector_registry: Registry,
+) -> None:
+    storage = collector_registry.storage
+    lease = Lease(storage, holder="first")
+    await lease.acquire()
+    for _ in range(3):
+        await lease.renew()
+        lease.check()
+    with pytest.raises(LeaseHeld, match="held by first"):
+        await Lease(storage, holder="second").acquire()
+    await lease.release()
+    await Lease(storage, holder="second").acquire()
+
+
+async def test_a_renewal_whose_answer_was_lost_keeps_the_lease(
+    collector_registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An S3 client retries a write whose answer timed out; the retry of a compare-and-swap
+    that had landed fails its precondition, though the lease holds what the holder wrote."""
+    storage = collector_registry.storage
+    lease = Lease(storage, holder="first")
+    await lease.acquire()
+    swap = storage.compare_and_swap
+
+    async def landed_but_answered_412(key: str, data: bytes, version: str) -> str:
+        await swap(key, data, version)
+        raise PreconditionFailed(key)
+
+    monkeypatch.setattr(storage, "compare_and_swap", landed_but_answered_412)
+    await lease.renew()
+    lease.check()
+    monkeypatch.undo()
+    await lease.renew()  # with the version read back, the next renewal works as usual
+    await lease.release()
+    assert await storage.list(layout.GC_LEASE) == []
