@@ -19,7 +19,7 @@ from registry import manifest as mf
 from registry.concurrency import all_of, map_bounded
 from registry.digest import Digest, new_hasher
 from registry.errors import ErrorCode, RegistryError
-from registry.gc.marks import BlobTombstones, unmark_empty
+from registry.gc.marks import MAX_ATTEMPTS, BlobTombstones, unmark_empty
 from registry.maintenance import ReadOnlyMode
 from registry.manifest_cache import ManifestCache
 from registry.manifest_store import (
@@ -189,12 +189,13 @@ class Registry:
         if now - self._known_repositories.get(name, -1e9) < self.repository_cache_seconds:
             return
         key = layout.catalog_entry(name)
-        # An existing marker may be marked by a collector: take it back (or, if it won,
-        # write it again).
-        while not await self.storage.put_if_absent(key, b"") and not await unmark_empty(
-            self.storage, key
-        ):
-            pass
+        # An existing marker may be marked by a collector: take it back (or, if the collector
+        # deleted it first, write it again).
+        for _ in range(MAX_ATTEMPTS):
+            if await self.storage.put_if_absent(key, b"") or await unmark_empty(self.storage, key):
+                break
+        else:
+            raise RegistryError(ErrorCode.UNAVAILABLE, f"catalog entry of {name} kept changing")
         if len(self._known_repositories) >= KNOWN_REPOSITORIES_LIMIT:
             self._known_repositories.clear()  # only a cache of markers known to exist
         self._known_repositories[name] = now

@@ -28,6 +28,7 @@ from registry.gc.reachability import (
     RepositoryMarker,
     Rules,
     Unparseable,
+    compact,
     digests,
     keys_under,
     link_digests,
@@ -44,7 +45,7 @@ from registry.storage import layout
 from registry.storage.protocol import NotFound, PreconditionFailed, StorageError, exists
 
 PHASES = ("marked", "tombstoned", "settled", "before-delete", "deleting-blobs")
-REPOSITORIES_AT_ONCE = 8
+REPOSITORIES_AT_ONCE = 16
 # Storage calls of one kind at once (blobs, tombstones): a collection is many small calls, and
 # storage serves them better together (a filesystem's journal commits concurrent flushes as one).
 CALLS_AT_ONCE = 64
@@ -220,22 +221,20 @@ class Collector:
         """Finish the deletions a dead collector had won, drop its other tombstones. (Its
         marks on links, manifests and markers need nothing: a writer takes them back, and
         this run marks again what is still unreferenced.)"""
+
+        async def clear(key: str) -> None:
+            try:
+                state, version = await self.storage.get_bytes(key)
+            except NotFound:
+                return
+            if state.startswith(marks.DELETING):
+                await self.storage.delete(layout.blob(layout.digest_of_blob_tombstone(key)))
+            await self.storage.delete_if_version(key, version)
+
         cleared = 0
-        for algorithm in SUPPORTED_ALGORITHMS:
-            prefix = layout.blob_tombstones_prefix(algorithm)
-
-            async def clear(key: str, prefix: str = prefix, algorithm: str = algorithm) -> None:
-                try:
-                    state, version = await self.storage.get_bytes(key)
-                except NotFound:
-                    return
-                if state.startswith(marks.DELETING):
-                    await self.storage.delete(layout.blob(Digest(algorithm, key[len(prefix) :])))
-                await self.storage.delete_if_version(key, version)
-
-            async for keys in self.storage.scan(prefix):
-                await map_bounded(clear, keys, CALLS_AT_ONCE)
-                cleared += len(keys)
+        async for keys in self.storage.scan(layout.BLOB_TOMBSTONES_PREFIX):
+            await map_bounded(clear, keys, CALLS_AT_ONCE)
+            cleared += len(keys)
         return cleared
 
     # -- mark ----------------------------------------------------------------------------------
@@ -396,7 +395,7 @@ class Collector:
     async def _look_again(self, run: _Run, repository: RepositoryMark) -> None:
         name = repository.name
         listed = await manifest_digests(self.storage, name)
-        new = [d for d in listed if d not in repository.manifests]
+        new = [d for d in listed if compact(d) not in repository.manifests]
         if new:
             repository.removable = False
 

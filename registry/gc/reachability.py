@@ -52,7 +52,7 @@ class Candidate:
 @dataclass(slots=True)
 class RepositoryMark:
     name: str
-    manifests: set[Digest] = field(default_factory=set)
+    manifests: set[bytes] = field(default_factory=set)  # every one listed, compact()
     manifest_candidates: dict[Digest, Candidate] = field(default_factory=dict)
     link_candidates: dict[Digest, str | None] = field(default_factory=dict)  # mark's version
     removable: bool = False  # nothing in it is kept: its catalog marker may go too
@@ -121,10 +121,19 @@ async def read_node(storage: Storage, name: str, digest: Digest) -> Node | None:
     except mf.ManifestInvalid as exc:
         raise Unparseable(f"{name}@{digest}: {exc}") from None
     return Node(
-        tuple(d.digest for d in parsed.manifests),
-        tuple(d.digest for d in parsed.blobs),
+        tuple(_interned(d.digest) for d in parsed.manifests),
+        tuple(_interned(d.digest) for d in parsed.blobs),
         parsed.subject,
     )
+
+
+def _interned(digest: Digest) -> Digest:
+    return Digest(digest.algorithm, sys.intern(digest.encoded))
+
+
+def compact(digest: Digest) -> bytes:
+    """A digest in 32 or 64 bytes: the supported algorithms (sha256, sha512) differ in length."""
+    return bytes.fromhex(digest.encoded)
 
 
 def closure(
@@ -166,7 +175,7 @@ class RepositoryMarker:
         result = RepositoryMark(name)
         tagged = await tag_targets(self.storage, name)
         listed = await manifest_digests(self.storage, name)
-        result.manifests = set(listed)
+        result.manifests = {compact(d) for d in listed}
 
         async def read(digest: Digest) -> Node | None:
             return await read_node(self.storage, name, digest)

@@ -19,7 +19,7 @@
                                                         polls it (maintenance.py)
     gc/lease                                            the garbage collector's lease (JSON)
     gc/last-run                                         when the last collection ended (JSON)
-    gc/blob-tombstones/<alg>/<hex>                      a blob a collector means to delete:
+    gc/blob-tombstones/<alg>/<hex[:2]>/<hex>            a blob a collector means to delete:
                                                         "pending <run>", "rescued", "deleting <run>"
 
 Garbage collection (registry/gc/) marks what it means to delete before it deletes it, so
@@ -87,11 +87,14 @@ def blobs_prefix(algorithm: str) -> str:
 
 
 def blob_tombstone(digest: Digest) -> str:
-    return f"{BLOB_TOMBSTONES_PREFIX}{digest.algorithm}/{digest.encoded}"
+    """Spread over 256 groups by the digest's first two characters: a collection writes a
+    tombstone per blob it deletes, and a filesystem changes one directory at a time."""
+    return f"{BLOB_TOMBSTONES_PREFIX}{digest.algorithm}/{digest.encoded[:2]}/{digest.encoded}"
 
 
-def blob_tombstones_prefix(algorithm: str) -> str:
-    return f"{BLOB_TOMBSTONES_PREFIX}{algorithm}/"
+def digest_of_blob_tombstone(key: str) -> Digest:
+    algorithm, _, encoded = key[len(BLOB_TOMBSTONES_PREFIX) :].partition("/")
+    return Digest(algorithm, encoded.rpartition("/")[2])
 
 
 def repository_prefix(name: str) -> str:
