@@ -453,9 +453,16 @@ def _s3_rounds(
         order = [OURS, DISTRIBUTION] if index % 2 == 0 else [DISTRIBUTION, OURS]
         for name in order:
             if name == OURS:
-                runs[OURS].append(
-                    ours_gc(results, f"ours gc, s3 {index}", ours_env, workdir, scale.garbage_blobs)
-                )
+                try:
+                    runs[OURS].append(
+                        ours_gc(
+                            results, f"ours gc, s3 {index}", ours_env, workdir, scale.garbage_blobs
+                        )
+                    )
+                except BenchError as exc:  # noted; Distribution's collection still runs
+                    lines = [line for line in str(exc).splitlines() if line.strip()]
+                    results.failures.append(f"(c) ours failed: {lines[0]} ... {lines[-1]}")
+                    progress(f"    our collector failed: {exc}")
             elif not theirs_failed:
                 try:
                     runs[DISTRIBUTION].append(
