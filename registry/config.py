@@ -232,12 +232,35 @@ class GcConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """Which tags of a namespace's repositories retention keeps: those any rule keeps; an
+    absent rule is off (docs/namespaces.md)."""
+
+    keep_last: int | None = None  # the N most recently pushed tags (per repository)
+    keep_days: float | None = None  # tags pushed within D days
+    keep_pulled_days: float | None = None  # tags pulled within D days (0: off)
+    keep_patterns: tuple[str, ...] = ()  # tags matching one of these (full match)
+    untagged_days: float | None = None  # untagged manifests older than D days go (None: keep)
+
+
+@dataclass(frozen=True)
+class NamespaceConfig:
+    pattern: str = ""  # repositories: `*` within one path component, `**` across
+    description: str = ""
+    public: bool = False  # anonymous pull
+    retention: RetentionConfig | None = None  # None: keep every tag
+    immutable_tags: tuple[str, ...] = ()  # full-match tag patterns
+    quota: ByteSize | None = None  # distinct blob and manifest bytes of its repositories
+
+
+@dataclass(frozen=True)
 class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     log: LogConfig = field(default_factory=LogConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     gc: GcConfig = field(default_factory=GcConfig)
+    namespaces: tuple[NamespaceConfig, ...] = ()
 
 
 DRIVER_SECTIONS = ("filesystem", "s3")
@@ -307,6 +330,8 @@ def _validated(config: Config) -> Config:
         unknown = set(rule.actions) - set(POLICY_ACTIONS)
         if unknown:
             raise ConfigError(f"{where}.actions: unknown {', '.join(sorted(unknown))}")
+        for position, pattern in enumerate(rule.repositories):
+            _check_repository_pattern(f"{where}.repositories[{position}]", pattern)
     for index, trusted in enumerate(config.auth.token.trusted):
         sources = [trusted.jwks_file, trusted.jwks_url, trusted.certificate]
         if not trusted.issuer or sum(bool(source) for source in sources) != 1:
@@ -317,6 +342,7 @@ def _validated(config: Config) -> Config:
     if config.auth.token.expires_in_seconds < 60:
         raise ConfigError("auth.token.expires_in_seconds: must be at least 60")
     _check_gc(config.gc)
+    _check_namespaces(config.namespaces)
     if config.storage.s3 is not None:
         storage = dataclasses.replace(config.storage, s3=_validated_s3(config.storage.s3))
         config = dataclasses.replace(config, storage=storage)
@@ -333,6 +359,46 @@ def _check_gc(gc: GcConfig) -> None:
     for key in ("blob_grace", "untagged_grace"):
         if getattr(gc, key) < 0:
             raise ConfigError(f"gc.{key}: must not be negative")
+
+
+def _check_repository_pattern(where: str, pattern: str) -> None:
+    from registry.patterns import PatternError, repository_pattern
+
+    try:
+        repository_pattern(pattern)
+    except PatternError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _check_namespaces(namespaces: tuple[NamespaceConfig, ...]) -> None:
+    from registry.patterns import PatternError, tag_pattern
+
+    seen: set[str] = set()
+    for index, namespace in enumerate(namespaces):
+        where = f"namespaces[{index}]"
+        _check_repository_pattern(f"{where}.pattern", namespace.pattern)
+        if namespace.pattern in seen:
+            raise ConfigError(f"{where}.pattern: {namespace.pattern!r} is already declared")
+        seen.add(namespace.pattern)
+        for key, patterns in (
+            ("immutable_tags", namespace.immutable_tags),
+            ("retention.keep_patterns", namespace.retention.keep_patterns)
+            if namespace.retention
+            else ("retention.keep_patterns", ()),
+        ):
+            for position, pattern in enumerate(patterns):
+                try:
+                    tag_pattern(pattern)
+                except PatternError as exc:
+                    raise ConfigError(f"{where}.{key}[{position}]: {exc}") from None
+        if namespace.quota is not None and namespace.quota <= 0:
+            raise ConfigError(f"{where}.quota: must be positive")
+        retention = namespace.retention
+        if retention is not None:
+            for key in ("keep_last", "keep_days", "keep_pulled_days", "untagged_days"):
+                value = getattr(retention, key)
+                if value is not None and value < 0:
+                    raise ConfigError(f"{where}.retention.{key}: must not be negative")
 
 
 def _check_http_limits(limits: HttpLimits, timeouts: HttpTimeouts) -> None:
@@ -418,11 +484,21 @@ class _EnvValue(str):
 def _section_type(hint: Any) -> type | None:
     if dataclasses.is_dataclass(hint) and isinstance(hint, type):
         return hint
-    if isinstance(hint, types.UnionType):
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
         for arg in typing.get_args(hint):
             if dataclasses.is_dataclass(arg) and isinstance(arg, type):
                 return arg
     return None
+
+
+def _optional_scalar(hint: Any) -> Any:
+    """X of a scalar `X | None` hint; None for any other hint."""
+    if typing.get_origin(hint) not in (types.UnionType, typing.Union):
+        return None
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if len(args) != 1 or _section_type(args[0]) is not None:
+        return None
+    return args[0]
 
 
 def _build(cls: type[C], raw: Any, where: str) -> C:
@@ -451,6 +527,9 @@ def _nearest(key: str, known: typing.Iterable[str], prefix: str = "") -> str:
 
 
 def _value(hint: Any, value: Any, key: str) -> Any:
+    optional = _optional_scalar(hint)
+    if optional is not None:  # `X | None`: null (or nothing) means the setting is off
+        return None if value is None else _coerce(optional, value, key)
     section = _section_type(hint)
     if section is not None:
         return _build(section, value, key)

@@ -30,6 +30,7 @@ from registry.manifest_store import (
     encode_record,
     unmark_record,
 )
+from registry.namespaces import Namespaces
 from registry.reference import is_valid_name, is_valid_tag
 from registry.referrers import DEFAULT_PAGE_BYTES, ReferrersPage, referrer_entry, referrers_page
 from registry.storage import layout
@@ -140,8 +141,11 @@ class Registry:
         referrers_page_bytes: int = DEFAULT_PAGE_BYTES,
         repository_cache_seconds: float = REPOSITORY_CACHE_SECONDS,
         link_refresh_seconds: float | None = None,
+        namespaces: Namespaces | None = None,
     ) -> None:
         self.storage = storage
+        # Replaced as a whole when the configuration is reloaded (SIGHUP).
+        self.namespaces = namespaces or Namespaces()
         self.delete_enabled = delete_enabled
         self.maintenance = ReadOnlyMode(storage, configured=read_only)
         self.redirect_seconds = redirect_seconds

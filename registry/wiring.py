@@ -25,6 +25,7 @@ from registry.auth.token_service import TokenService
 from registry.config import Config, S3Config
 from registry.gc.collector import Settings as GcSettings
 from registry.gc.schedule import collect_if_due
+from registry.namespaces import Namespaces
 from registry.periodic import every
 from registry.service import REPOSITORY_CACHE_SECONDS, Registry
 from registry.storage import layout
@@ -99,6 +100,7 @@ def build(config: Config) -> Services:
         # Below the settle: see registry/gc/__init__.py.
         repository_cache_seconds=min(REPOSITORY_CACHE_SECONDS, gc.settle / 3),
         link_refresh_seconds=gc.blob_grace / 2 if gc.blob_grace else None,
+        namespaces=Namespaces(config.namespaces),
     )
     authorizer, token_service = _authorization(config, registry)
     return Services(config, storage, registry, authorizer, token_service)

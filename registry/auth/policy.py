@@ -14,16 +14,9 @@ from dataclasses import dataclass
 
 from registry.auth.authorizer import Identity, Scope
 from registry.config import PolicyConfig
+from registry.patterns import repository_pattern
 
 ALL_ACTIONS = ("pull", "push", "delete")
-
-
-def _pattern(glob: str) -> re.Pattern[str]:
-    parts = re.split(r"(\*\*|\*)", glob)
-    regex = "".join(
-        ".*" if part == "**" else "[^/]*" if part == "*" else re.escape(part) for part in parts
-    )
-    return re.compile(regex)
 
 
 @dataclass(frozen=True)
@@ -38,7 +31,7 @@ class Policy:
         config = config or PolicyConfig()
         self._rules = [
             _Rule(
-                tuple(_pattern(p) for p in rule.repositories),
+                tuple(repository_pattern(p) for p in rule.repositories),
                 frozenset(rule.principals),
                 frozenset(ALL_ACTIONS if "*" in rule.actions else rule.actions),
             )

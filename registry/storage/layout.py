@@ -21,6 +21,12 @@
     gc/last-run                                         when the last collection ended (JSON)
     gc/blob-tombstones/<alg>/<hex[:2]>/<hex>            a blob a collector means to delete:
                                                         "pending <run>", "rescued", "deleting <run>"
+    repositories/<name>/_pulled/<alg>/<hex>             when the manifest was last pulled (its
+                                                        modification time; written at most hourly)
+    namespaces/<key>/usage                              a quota's bytes in use (JSON), changed
+                                                        with compare-and-swap (registry/quota.py)
+    namespaces/<key>/charged/<blobs|manifests>/<alg>/<hex>
+                                                        content counted in that usage (its size)
 
 Garbage collection (registry/gc/) marks what it means to delete before it deletes it, so
 writers on any replica can take it back: a repository link or catalog marker it means to
@@ -75,6 +81,7 @@ BLOBS_PREFIX = "blobs/"
 # them, and the next collection clears what is left).
 VOLATILE_PREFIXES = (UPLOADS_PREFIX, BLOB_TOMBSTONES_PREFIX)
 REPOSITORIES_PREFIX = "repositories/"
+NAMESPACES_PREFIX = "namespaces/"
 
 
 def blob(digest: Digest) -> str:
@@ -141,6 +148,28 @@ def referrers_prefix(name: str, subject: Digest) -> str:
 
 def referrer(name: str, subject: Digest, referrer: Digest) -> str:
     return referrers_prefix(name, subject) + f"{referrer.algorithm}-{referrer.encoded}"
+
+
+def pulled_prefix(name: str, algorithm: str) -> str:
+    return f"repositories/{name}/_pulled/{algorithm}/"
+
+
+def pulled(name: str, digest: Digest) -> str:
+    return pulled_prefix(name, digest.algorithm) + digest.encoded
+
+
+def namespace_usage(key: str) -> str:
+    """`key`: Namespace.key, stable for one namespace pattern."""
+    return f"{NAMESPACES_PREFIX}{key}/usage"
+
+
+def namespace_charged_prefix(key: str, kind: str, algorithm: str) -> str:
+    """`kind`: "blobs" or "manifests"."""
+    return f"{NAMESPACES_PREFIX}{key}/charged/{kind}/{algorithm}/"
+
+
+def namespace_charged(key: str, kind: str, digest: Digest) -> str:
+    return namespace_charged_prefix(key, kind, digest.algorithm) + digest.encoded
 
 
 _TO_MARKER = str.maketrans("/0123456789", "0123456789:")
