@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.run [--storage filesystem|s3|both] [--quick] [--rounds N]
                                    [--no-write] [--workdir DIR] [--doc FILE]
     .venv/bin/python -m bench.run --gc [--storage ...] [--quick] [--rounds N] [--summary-json FILE]
+    .venv/bin/python -m bench.run --namespaces [--storage ...] [--quick] [--rounds N]
 
 Run from the project root. One mode (`bench.mode`) measures every storage, through its
 backend: filesystem (the default; `bench.filesystem_backend`), both registries on local disk
@@ -17,6 +18,9 @@ description, into that storage's generated section of docs/benchmarks.md.
 `--gc` runs the garbage-collection benchmark instead (`bench.gc`): on the filesystem our
 collector on 1M seeded blobs, both collectors side by side on 100k, reads while a collection
 runs and the collector protocol's cost on the write path; on s3 both collectors on SeaweedFS.
+
+`--namespaces` measures what a quota and immutable tags add to a manifest PUT and a blob upload
+finish (`bench.namespaces`), beside the same server without them and Distribution.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from types import FrameType
 from bench.backend import StorageBackend
 from bench.charts import write_chart
 from bench.common import progress
-from bench.doc import write_section
+from bench.doc import NAMESPACES_MARKERS, write_section
 from bench.filesystem_backend import FilesystemBench
 from bench.gc_mode import run_gc
 from bench.launchers import distribution_version
 from bench.machine import PROJECT_ROOT, RunInfo, load_average, utc_now
 from bench.mode import run
+from bench.namespaces import run_namespaces
 from bench.s3_backend import S3Bench
 from bench.servers import BenchError
 
@@ -73,6 +78,11 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--gc", action="store_true", help="the garbage-collection benchmark (bench/gc.py) instead"
     )
     parser.add_argument(
+        "--namespaces",
+        action="store_true",
+        help="what quotas and immutable tags add to the write path (bench/namespaces.py)",
+    )
+    parser.add_argument(
         "--summary-json",
         type=Path,
         help="with --gc: also write every figure, and each collection's summary, to this file",
@@ -82,6 +92,8 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--rounds must be between 1 and 50")
     if args.summary_json is not None and not args.gc:
         parser.error("--summary-json goes with --gc")
+    if args.gc and args.namespaces:
+        parser.error("--gc and --namespaces are separate runs")
     return args
 
 
@@ -135,6 +147,19 @@ def _run_gc(storage: str, args: argparse.Namespace, summaries: dict[str, object]
     return outcome.passed
 
 
+def _run_namespaces(storage: str, args: argparse.Namespace) -> bool:
+    progress(f"== quotas and immutable tags, {storage} ==")
+    info = RunInfo(utc_now(), distribution_version(), load_average())
+    prefix = f"registry-bench-namespaces-{storage}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=args.workdir) as tmp:
+        section = run_namespaces(storage, args.quick, args.rounds, Path(tmp), info)
+    if not (args.no_write or args.quick):
+        write_section(args.doc, section, NAMESPACES_MARKERS[storage])
+        progress(f"wrote the {storage} namespaces section of {args.doc}")
+    print(section, flush=True)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_arguments(argv)
     _terminate_on_sigterm()
@@ -144,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         for storage in STORAGE_CHOICES[args.storage]:
             if args.gc:
                 passed = _run_gc(storage, args, summaries) and passed
+            elif args.namespaces:
+                passed = _run_namespaces(storage, args) and passed
             else:
                 passed = _run_one(storage, args) and passed
     except KeyboardInterrupt:
