@@ -35,6 +35,7 @@ COMPOSITION = (
     "registry.cli",
     "registry.operator_commands",
     "registry.periodic",
+    "registry.reload",
 )
 
 
