@@ -34,6 +34,7 @@ COMPOSITION = (
     "registry.connections",
     "registry.cli",
     "registry.operator_commands",
+    "registry.inventory_commands",
     "registry.periodic",
     "registry.reload",
 )
