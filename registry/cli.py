@@ -278,9 +278,9 @@ def _document(section: Any, readable_units: bool) -> Any:
             value = getattr(section, name)
             if name in SECRET_KEYS and value:
                 document[name] = "(set)"
-            elif readable_units and hint is Duration:
+            elif readable_units and value is not None and _is(hint, Duration):
                 document[name] = format_duration(value)
-            elif readable_units and hint is ByteSize:
+            elif readable_units and value is not None and _is(hint, ByteSize):
                 document[name] = format_size(value)
             else:
                 document[name] = _document(value, readable_units)
@@ -288,3 +288,8 @@ def _document(section: Any, readable_units: bool) -> Any:
     if isinstance(section, tuple):
         return [_document(item, readable_units) for item in section]
     return section
+
+
+def _is(hint: Any, unit: Any) -> bool:
+    """Whether a type hint is `unit` or `unit | None`."""
+    return hint is unit or unit in typing.get_args(hint)
