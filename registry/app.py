@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Literal
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -12,7 +13,7 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from registry import wiring
+from registry import reload, wiring
 from registry.api import errors
 from registry.api.forwarded import ForwardedHeaders, TrustedProxies
 from registry.config import Config
@@ -42,12 +43,20 @@ class ApiVersionHeader:
         await self.app(scope, receive, send_with_header)
 
 
-def create_app(config: Config) -> Starlette:
+def create_app(
+    config: Config, *, sighup: Literal["reload", "reload-quietly"] | None = None
+) -> Starlette:
+    """`sighup`: "reload" to reload `auth.policy` and `namespaces` on SIGHUP (registry/reload.py),
+    "reload-quietly" in a worker whose supervisor notes the sections that need a restart."""
     services = wiring.build(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with wiring.running(services):
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(wiring.running(services))
+            if sighup is not None:
+                quiet = sighup == "reload-quietly"
+                await stack.enter_async_context(reload.on_sighup(services, quiet=quiet))
             yield
 
     app = Starlette(

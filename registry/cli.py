@@ -1,5 +1,6 @@
-"""Command line: `registry serve`, `registry gc`, `registry user add NAME`,
-`registry config show`, `registry maintenance on|off|status`, `registry repo delete NAME`.
+"""Command line: `registry serve`, `registry gc`, `registry namespaces`,
+`registry user list|add|remove`, `registry config show|check`,
+`registry maintenance on|off|status`, `registry repo list|delete`.
 
 The convention every command follows (and every later one will): each leaf command takes
 `--config FILE` (default `$REGISTRY_CONFIG`, else the built-in defaults) and reads it exactly
@@ -23,7 +24,7 @@ from typing import Any
 import yaml
 
 from registry import __version__
-from registry.auth.htpasswd import HtpasswdError, add_user
+from registry.auth.htpasswd import HtpasswdError, add_user, list_users, remove_user
 from registry.config import CONFIG_FILE_ENV, Config, ConfigError, load_config
 from registry.reference import is_valid_name
 from registry.units import ByteSize, Duration, format_duration, format_size, parse_duration
@@ -68,22 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     gc.add_argument("--settle", metavar="DURATION", type=_duration, help="override gc.settle")
 
-    user = commands.add_parser("user", help="manage the users of the htpasswd file")
-    user_commands = user.add_subparsers(dest="user_command", required=True)
-    add = _with_config(user_commands.add_parser("add", help="add a user, or set a password"))
-    add.add_argument("name")
-    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    add.add_argument("--file", metavar="HTPASSWD", help="default: auth.htpasswd.path")
-
-    config = commands.add_parser("config", help="look at the configuration")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
-    _with_json(
-        _with_config(
-            config_commands.add_parser(
-                "show", help="the effective configuration (defaults, file, environment)"
-            )
-        )
-    )
+    _namespaces_parser(commands)
+    _user_parser(commands)
+    _config_parser(commands)
 
     maintenance = commands.add_parser("maintenance", help="read-only maintenance mode")
     maintenance_commands = maintenance.add_subparsers(dest="maintenance_command", required=True)
@@ -105,7 +93,60 @@ def _parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("name", type=_repository_name)
     delete.add_argument("--dry-run", action="store_true", help="list what would go, change nothing")
+    _repo_list_parser(repo_commands)
     return parser
+
+
+def _namespaces_parser(commands: Any) -> None:
+    _with_json(
+        _with_config(
+            commands.add_parser(
+                "namespaces",
+                help="the configured namespaces: repositories, tags, usage, access, retention",
+            )
+        )
+    )
+
+
+def _user_parser(commands: Any) -> None:
+    user = commands.add_parser("user", help="manage the users of the htpasswd file")
+    user_commands = user.add_subparsers(dest="user_command", required=True)
+    add = _with_config(user_commands.add_parser("add", help="add a user, or set a password"))
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    remove = _with_config(user_commands.add_parser("remove", help="remove a user"))
+    remove.add_argument("name")
+    listed = _with_json(_with_config(user_commands.add_parser("list", help="the user names")))
+    for parser in (add, remove, listed):
+        parser.add_argument("--file", metavar="HTPASSWD", help="default: auth.htpasswd.path")
+
+
+def _config_parser(commands: Any) -> None:
+    config = commands.add_parser("config", help="look at the configuration")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    _with_json(
+        _with_config(
+            config_commands.add_parser(
+                "show", help="the effective configuration (defaults, file, environment)"
+            )
+        )
+    )
+    _with_json(
+        _with_config(
+            config_commands.add_parser(
+                "check",
+                help="validate the configuration (and the htpasswd file it names), then show it",
+            )
+        )
+    )
+
+
+def _repo_list_parser(repo_commands: Any) -> None:
+    _with_json(
+        _with_config(
+            repo_commands.add_parser("list", help="the repositories, with their tag counts")
+        )
+    )
 
 
 def _duration(text: str) -> float:
@@ -126,13 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config, os.environ)
         if args.command == "user":
-            return _add_user(config, args)
-        if args.command == "config":
+            return _user(config, args)
+        if args.command == "config" and args.config_command == "show":
             return _show_config(config, args.json)
         from registry.auth.htpasswd import HtpasswdUsers
 
         if config.auth.mode != "none":  # an unusable htpasswd file stops us here, in one line
             HtpasswdUsers(config.auth.htpasswd.path)
+        if args.command == "config":
+            return _check_config(config, args)
     except (ConfigError, HtpasswdError) as exc:
         print(f"registry: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -148,6 +191,12 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "namespaces" or (args.command == "repo" and args.repo_command == "list"):
+        from registry import inventory_commands
+
+        if args.command == "namespaces":
+            return inventory_commands.namespaces(config, args.json)
+        return inventory_commands.list_repositories(config, args.json)
     if args.command in ("gc", "maintenance", "repo"):
         from registry import operator_commands
 
@@ -163,10 +212,28 @@ def main(argv: list[str] | None = None) -> int:
     return serve(config, args.config)
 
 
-def _add_user(config: Config, args: argparse.Namespace) -> int:
+def _user(config: Config, args: argparse.Namespace) -> int:
     path = args.file or config.auth.htpasswd.path
     if not path:
         raise ConfigError("auth.htpasswd.path: not set (or pass --file)")
+    if args.user_command == "add":
+        return _add_user(path, args)
+    if args.user_command == "remove":
+        if not remove_user(path, args.name):
+            print(f"registry: no user {args.name} in {path}", file=sys.stderr)
+            return 1
+        print(f"user {args.name} removed from {path}", file=sys.stderr)
+        return 0
+    users = list_users(path)
+    if args.json:
+        print(json.dumps(users))
+    else:
+        for user in users:
+            print(user)
+    return 0
+
+
+def _add_user(path: str, args: argparse.Namespace) -> int:
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -177,8 +244,19 @@ def _add_user(config: Config, args: argparse.Namespace) -> int:
     if not password:
         print("registry: empty password refused", file=sys.stderr)
         return 1
+    existed = args.name in list_users(path) if os.path.exists(path) else False
     add_user(path, args.name, password)
-    print(f"user {args.name} written to {path}", file=sys.stderr)
+    what = "password changed in" if existed else "written to"
+    print(f"user {args.name} {what} {path}", file=sys.stderr)
+    return 0
+
+
+def _check_config(config: Config, args: argparse.Namespace) -> int:
+    """`config show` after the checks a start makes before it touches storage (the file,
+    the environment, the htpasswd file); the verdict on stderr."""
+    _show_config(config, args.json)
+    source = args.config or "the built-in defaults"
+    print(f"registry: configuration valid: {source}", file=sys.stderr)
     return 0
 
 
@@ -200,9 +278,9 @@ def _document(section: Any, readable_units: bool) -> Any:
             value = getattr(section, name)
             if name in SECRET_KEYS and value:
                 document[name] = "(set)"
-            elif readable_units and hint is Duration:
+            elif readable_units and value is not None and _is(hint, Duration):
                 document[name] = format_duration(value)
-            elif readable_units and hint is ByteSize:
+            elif readable_units and value is not None and _is(hint, ByteSize):
                 document[name] = format_size(value)
             else:
                 document[name] = _document(value, readable_units)
@@ -210,3 +288,8 @@ def _document(section: Any, readable_units: bool) -> Any:
     if isinstance(section, tuple):
         return [_document(item, readable_units) for item in section]
     return section
+
+
+def _is(hint: Any, unit: Any) -> bool:
+    """Whether a type hint is `unit` or `unit | None`."""
+    return hint is unit or unit in typing.get_args(hint)

@@ -1,26 +1,68 @@
 """Run the app under uvicorn (uvloop + httptools with the connection rules of
-`registry.connections`), with graceful shutdown on SIGTERM/SIGINT."""
+`registry.connections`), with graceful shutdown on SIGTERM/SIGINT and a reload of
+`auth.policy` and `namespaces` on SIGHUP (registry/reload.py).
+
+With `http.workers > 1` we run uvicorn's supervisor ourselves: its SIGHUP would restart every
+worker; ours validates the configuration file once and, when it is valid, passes the signal
+on to each worker, which reloads in place.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
+import signal
 import socket
+from socket import socket as Socket
 from typing import Any, cast
 
 import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
 
+from registry import reload
 from registry.app import create_app
 from registry.config import CONFIG_FILE_ENV, Config, load_config
 from registry.connections import ConnectionRules, GuardedHttpProtocol, raise_open_files_limit
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # as cli.py's
 
 
 def app_factory() -> object:
     """Entry point for uvicorn worker processes, which re-read the configuration."""
-    return create_app(load_config(os.environ.get(CONFIG_FILE_ENV), os.environ))
+    config = load_config(os.environ.get(CONFIG_FILE_ENV), os.environ)
+    logging.basicConfig(level=config.log.level.upper(), format=LOG_FORMAT)
+    return create_app(config, sighup="reload-quietly")
+
+
+class Supervisor(Multiprocess):
+    """uvicorn's worker supervisor, with SIGHUP a reload instead of a restart of every worker.
+
+    SIGHUP stays blocked here (so workers start with it blocked, see reload.py); the main loop
+    takes a pending one every half second."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[Socket], running: Config) -> None:
+        super().__init__(config, sockets)
+        self.running = running
+
+    def handle_signals(self) -> None:
+        if signal.sigtimedwait({signal.SIGHUP}, 0) is not None:
+            self.handle_hup()
+        super().handle_signals()
+
+    def handle_hup(self) -> None:
+        new = reload.read(os.environ)
+        if new is None:
+            return
+        reload.note_ignored(self.running, new)
+        pids = [p.pid for p in self.processes if p.pid is not None and p.exitcode is None]
+        for pid in pids:
+            os.kill(pid, signal.SIGHUP)
+        logging.getLogger("registry").info(
+            "SIGHUP: configuration valid, reloading in workers %s", ", ".join(map(str, pids))
+        )
 
 
 def _ipv6_available() -> bool:
@@ -66,10 +108,23 @@ def serve(config: Config, config_path: str | None) -> int:
     }
     if config_path is not None:  # for worker processes and scheduled collections (gc)
         os.environ[CONFIG_FILE_ENV] = os.path.abspath(config_path)
+    reload.block_sighup()  # until the serving process has its handler (reload.on_sighup)
     if config.http.workers > 1:
-        uvicorn.run(
-            "registry.server:app_factory", factory=True, workers=config.http.workers, **options
-        )
-    else:
-        uvicorn.run(create_app(config), **options)
+        return _supervise(config, options)
+    uvicorn.run(create_app(config, sighup="reload"), **options)
+    return 0
+
+
+def _supervise(config: Config, options: dict[str, Any]) -> int:
+    """uvicorn.run with workers, under our Supervisor."""
+    server_config = uvicorn.Config(
+        "registry.server:app_factory", factory=True, workers=config.http.workers, **options
+    )
+    sock = server_config.bind_socket()
+    try:
+        Supervisor(server_config, [sock], config).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
     return 0

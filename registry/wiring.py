@@ -125,7 +125,8 @@ def _authorization(config: Config, registry: Registry) -> tuple[Authorizer, Toke
     if config.auth.mode == "none":
         return OpenAuthorizer(), None
     users = HtpasswdUsers(config.auth.htpasswd.path)
-    basic = BasicAuthorizer(users, Policy(config.auth.policy), config.auth.realm)
+    policy = Policy(config.auth.policy, registry.namespaces)
+    basic = BasicAuthorizer(users, policy, config.auth.realm)
     if config.auth.mode == "htpasswd":
         return basic, None
     settings = config.auth.token

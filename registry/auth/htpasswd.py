@@ -147,6 +147,26 @@ def add_user(path: str | Path, user: str, password: str) -> None:
     target = Path(path)
     htpasswd = HtpasswdFile(str(target), new=not target.exists())
     htpasswd.set_hash(user, bcrypt.using(rounds=10).hash(password))
+    _replace(target, htpasswd)
+
+
+def list_users(path: str | Path) -> list[str]:
+    """The user names in the file, sorted (HtpasswdError when it cannot be read)."""
+    return sorted(HtpasswdUsers(path)._file.users())
+
+
+def remove_user(path: str | Path, user: str) -> bool:
+    """Remove the user's entry; False when there is none. The file is replaced whole."""
+    HtpasswdUsers(path)  # readable and well-formed, or HtpasswdError
+    target = Path(path)
+    htpasswd = HtpasswdFile(str(target))
+    if not htpasswd.delete(user):
+        return False
+    _replace(target, htpasswd)
+    return True
+
+
+def _replace(target: Path, htpasswd: HtpasswdFile) -> None:
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         os.close(descriptor)

@@ -5,6 +5,10 @@ callers nothing. With rules, a repository action is allowed when some rule names
 repository (`*` matches within one path component, `**` across components), the caller
 (a user name, `group:NAME`, `authenticated` or `anonymous`) and the action (`*`: all).
 Listing the catalog (`registry:catalog:*`) is for the principals in `auth.policy.catalog`.
+
+A repository of a public namespace (`namespaces[].public`, the first namespace matching
+decides) may be pulled by anyone, anonymous callers included: that adds to the rules (or to
+the defaults without rules), never grants push or delete and never takes anything away.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 
 from registry.auth.authorizer import Identity, Scope
 from registry.config import PolicyConfig
+from registry.namespaces import Namespaces
 from registry.patterns import repository_pattern
 
 ALL_ACTIONS = ("pull", "push", "delete")
@@ -27,8 +32,11 @@ class _Rule:
 
 
 class Policy:
-    def __init__(self, config: PolicyConfig | None = None) -> None:
+    def __init__(
+        self, config: PolicyConfig | None = None, namespaces: Namespaces | None = None
+    ) -> None:
         config = config or PolicyConfig()
+        self._namespaces = namespaces or Namespaces()
         self._rules = [
             _Rule(
                 tuple(repository_pattern(p) for p in rule.repositories),
@@ -56,9 +64,10 @@ class Policy:
             return set(access.actions) if principals & self._catalog else set()
         if access.type != "repository":
             return set()
+        public = {"pull"} if self._namespaces.is_public(access.name) else set()
         if not self._rules:
-            return set() if identity.anonymous else set(ALL_ACTIONS) | {"*"}
-        actions: set[str] = set()
+            return public if identity.anonymous else set(ALL_ACTIONS) | {"*"}
+        actions: set[str] = set(public)
         for rule in self._rules:
             if rule.principals & principals and any(
                 p.fullmatch(access.name) for p in rule.repositories

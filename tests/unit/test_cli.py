@@ -34,12 +34,17 @@ def test_every_leaf_command_takes_a_config_file() -> None:
     assert set(commands) == {
         "serve",
         "gc",
+        "namespaces",
         "user add",
+        "user remove",
+        "user list",
         "config show",
+        "config check",
         "maintenance on",
         "maintenance off",
         "maintenance status",
         "repo delete",
+        "repo list",
     }
     assert all("--config" in options(parser) for parser in commands.values())
 

@@ -34,7 +34,9 @@ COMPOSITION = (
     "registry.connections",
     "registry.cli",
     "registry.operator_commands",
+    "registry.inventory_commands",
     "registry.periodic",
+    "registry.reload",
 )
 
 

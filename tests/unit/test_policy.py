@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from registry.auth.authorizer import ANONYMOUS, Identity, Scope
 from registry.auth.policy import Policy
-from registry.config import GroupConfig, PolicyConfig, PolicyRule
+from registry.config import GroupConfig, NamespaceConfig, PolicyConfig, PolicyRule
+from registry.namespaces import Namespaces
 
 RULES = PolicyConfig(
     groups=(GroupConfig("team-a", ("alice",)),),
@@ -46,3 +47,36 @@ def test_tokens_carry_the_intersection_of_what_was_asked_and_what_is_allowed() -
     assert policy.grant(BOB, asked) == [repo("public/app", "pull")]
     assert policy.grant(ALICE, asked) == [repo("public/app", "pull"), repo("team-a/app", "pull")]
     assert policy.grant(ANONYMOUS, asked) == [repo("public/app", "pull")]
+
+
+# First match wins: `open/private/**` is declared before the public `open/**`.
+NAMESPACES = Namespaces(
+    (
+        NamespaceConfig(pattern="open/private/**"),
+        NamespaceConfig(pattern="open/**", public=True),
+    )
+)
+
+
+def test_a_public_namespace_adds_anonymous_pull_and_nothing_else_without_rules() -> None:
+    policy = Policy(namespaces=NAMESPACES)
+    assert policy.allows(ANONYMOUS, [repo("open/app", "pull")])
+    assert policy.grant(ANONYMOUS, [repo("open/app", "pull", "push", "delete")]) == [
+        repo("open/app", "pull")
+    ]
+    assert not policy.allows(ANONYMOUS, [repo("open/private/app", "pull")])
+    assert not policy.allows(ANONYMOUS, [repo("elsewhere/app", "pull")])
+    # The defaults stay: authenticated users may still do everything, everywhere.
+    for name in ("open/app", "open/private/app", "elsewhere/app"):
+        assert policy.allows(ALICE, [repo(name, "pull", "push", "delete")])
+    assert not policy.allows(ANONYMOUS, [Scope("registry", "catalog", ("*",))])
+
+
+def test_a_public_namespace_adds_pull_for_everyone_to_the_rules() -> None:
+    policy = Policy(RULES, NAMESPACES)
+    assert policy.allows(ANONYMOUS, [repo("open/app", "pull")])
+    assert policy.allows(BOB, [repo("open/app", "pull")])  # no rule names bob there
+    assert not policy.allows(BOB, [repo("open/app", "push")])
+    assert policy.allows(ALICE, [repo("team-a/app", "pull", "push", "delete")])
+    assert not policy.allows(ANONYMOUS, [repo("open/private/app", "pull")])
+    assert policy.allows(ANONYMOUS, [repo("public/tools/app", "pull")])
