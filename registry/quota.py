@@ -283,14 +283,33 @@ class Quotas:
     ) -> int:
         key = layout.namespace_charged(namespace.key, kind, digest)
         try:
-            info = await self.storage.stat(key)
-            if info.modified >= written_before:
-                return 0  # may belong to a push in flight
+            # The version first, then the age: a touch between the two shows in the age, a
+            # touch after both makes the conditional delete fail.
             data, version = await self.storage.get_bytes(key)
+            if (await self.storage.stat(key)).modified >= written_before:
+                return 0  # may belong to a push in flight
         except NotFound:
             return 0
-        if version != info.version or not await self.storage.delete_if_version(key, version):
+        if not await self.storage.delete_if_version(key, version):
             return 0  # touched meanwhile
         size = _size_of_marker(data)
         await self._change_usage(namespace, -size)
         return size
+
+    async def reconcile_all(self, namespaces: Namespaces, settle: float) -> list[Reconciled]:
+        """Reconcile every namespace that has a quota (after a garbage collection)."""
+        return [
+            await self.reconcile(namespaces, namespace, settle)
+            for namespace in namespaces
+            if namespace.config.quota is not None
+        ]
+
+    async def reconcile_of(
+        self, namespaces: Namespaces, repository: str, settle: float
+    ) -> Reconciled | None:
+        """Reconcile the namespace of `repository`, if it has a quota (after a repository
+        delete)."""
+        namespace = namespaces.of(repository)
+        if namespace is None or namespace.config.quota is None:
+            return None
+        return await self.reconcile(namespaces, namespace, settle)
