@@ -54,7 +54,7 @@ from registry.gc.reachability import keys_under, link_digests, manifest_digests
 from registry.manifest_store import decode_record, encode_record
 from registry.namespaces import Namespace, Namespaces
 from registry.storage import layout
-from registry.storage.protocol import NotFound, PreconditionFailed, Storage
+from registry.storage.protocol import NotFound, PreconditionFailed, Storage, StorageError
 from registry.units import format_size
 
 BLOBS, MANIFESTS = "blobs", "manifests"
@@ -297,12 +297,17 @@ class Quotas:
         return size
 
     async def reconcile_all(self, namespaces: Namespaces, settle: float) -> list[Reconciled]:
-        """Reconcile every namespace that has a quota (after a garbage collection)."""
-        return [
-            await self.reconcile(namespaces, namespace, settle)
-            for namespace in namespaces
-            if namespace.config.quota is not None
-        ]
+        """Reconcile every namespace that has a quota (after a garbage collection, whose
+        work stands even if a reconciliation fails: the next one does it)."""
+        done = []
+        for namespace in namespaces:
+            if namespace.config.quota is None:
+                continue
+            try:
+                done.append(await self.reconcile(namespaces, namespace, settle))
+            except (StorageError, RegistryError) as exc:
+                log.warning("quota: could not reconcile namespace %s: %s", namespace.pattern, exc)
+        return done
 
     async def reconcile_of(
         self, namespaces: Namespaces, repository: str, settle: float
