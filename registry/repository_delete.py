@@ -89,6 +89,8 @@ async def delete_repository(
     pushed_meanwhile = False
     if not dry_run:
         pushed_meanwhile = not await _remove_catalog_entry(storage, name, settle)
+        # Its namespace's quota gets the bytes back (registry/quota.py).
+        await registry.quotas.reconcile_of(registry.namespaces, name, settle)
     return RepositoryDeletion(name, dry_run, tags, manifests, blob_links, pushed_meanwhile)
 
 

@@ -11,6 +11,7 @@ a repository that was never given it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from registry.manifest_store import (
     unmark_record,
 )
 from registry.namespaces import Namespaces
+from registry.quota import BLOBS, MANIFESTS, Charge, Quotas
 from registry.reference import is_valid_name, is_valid_tag
 from registry.referrers import DEFAULT_PAGE_BYTES, ReferrersPage, referrer_entry, referrers_page
 from registry.storage import layout
@@ -152,6 +154,7 @@ class Registry:
         self.referrers_page_bytes = referrers_page_bytes
         self.uploads = Uploads(storage)
         self.manifest_store = ManifestStore(storage)
+        self.quotas = Quotas(storage)
         # Chunks of at least this size are joined inside the storage, without a copy through us.
         self.chunk_min_length = (
             storage.compose_min_part_size or None if isinstance(storage, SupportsCompose) else None
@@ -286,11 +289,30 @@ class Registry:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
 
     async def mount_blob(self, name: str, digest: Digest, source: str) -> bool:
-        """Link a blob that `source` may serve into `name`; False if it cannot be mounted."""
-        if not is_valid_name(source) or await self._blob_size_or_none(source, digest) is None:
+        """Link a blob that `source` may serve into `name`; False if it cannot be mounted,
+        DENIED if the namespace's quota cannot take it."""
+        if not is_valid_name(source):
             return False
-        await self._link_blob(name, digest)
+        size = await self._blob_size_or_none(source, digest)
+        if size is None:
+            return False
+        charge = await self._charge(name, BLOBS, digest, size)
+        async with self._given_back_on_failure(charge):
+            await self._link_blob(name, digest)
         return True
+
+    async def _charge(self, name: str, kind: str, digest: Digest, size: int) -> Charge | None:
+        """Count content in the quota of name's namespace before it becomes visible there
+        (registry/quota.py); DENIED when the quota cannot take it."""
+        return await self.quotas.charge(self.namespaces, name, kind, digest, size)
+
+    @contextlib.asynccontextmanager
+    async def _given_back_on_failure(self, charge: Charge | None) -> AsyncIterator[None]:
+        try:
+            yield
+        except Exception:
+            await self.quotas.release(charge)
+            raise
 
     async def _link_blob(self, name: str, digest: Digest) -> None:
         await self._ensure_repository(name)
@@ -301,12 +323,22 @@ class Registry:
     async def push_blob(
         self, name: str, digest: Digest, body: AsyncIterable[bytes], length: int | None
     ) -> None:
-        """A whole blob in one request, stored only if it matches digest (and length)."""
-        await self._ensure_repository(name)
-        await self.tombstones.rescue(digest)
-        await self.uploads.receive_whole(body, digest, layout.blob(digest), length)
-        await self._link_blob(name, digest)
-        await self._keep_uploaded(digest)
+        """A whole blob in one request, stored only if it matches digest (and length).
+
+        Charged to the namespace's quota before it is received when its length is known;
+        otherwise after it is stored and before it is linked (a refused blob then stays
+        unlinked, invisible, until garbage collection removes it after its blob grace)."""
+        charge = None if length is None else await self._charge(name, BLOBS, digest, length)
+        async with self._given_back_on_failure(charge):
+            await self._ensure_repository(name)
+            await self.tombstones.rescue(digest)
+            await self.uploads.receive_whole(body, digest, layout.blob(digest), length)
+            if length is None:
+                size = (await self.storage.stat(layout.blob(digest))).size
+                charge = await self._charge(name, BLOBS, digest, size)
+        async with self._given_back_on_failure(charge):
+            await self._link_blob(name, digest)
+            await self._keep_uploaded(digest)
 
     async def _keep_uploaded(self, digest: Digest) -> None:
         """After storing a blob (or finding it stored): no collector may delete it now. One
@@ -358,11 +390,18 @@ class Registry:
                 await self.push_blob(name, digest, last_chunk, expected)
                 return
             session = await self.uploads.append(session, last_chunk, chunk_range, length)
-        await self._ensure_repository(name)
-        await self.tombstones.rescue(digest)
-        await self.uploads.complete(session, digest, layout.blob(digest))
-        await self._link_blob(name, digest)
-        await self._keep_uploaded(digest)
+        try:
+            charge = await self._charge(name, BLOBS, digest, session.size)
+        except RegistryError as exc:
+            if exc.code is ErrorCode.DENIED:  # refused: nothing of the push remains
+                await self.uploads.cancel(session)
+            raise
+        async with self._given_back_on_failure(charge):
+            await self._ensure_repository(name)
+            await self.tombstones.rescue(digest)
+            await self.uploads.complete(session, digest, layout.blob(digest))
+            await self._link_blob(name, digest)
+            await self._keep_uploaded(digest)
 
     async def cancel_upload(self, name: str, upload_id: str) -> None:
         await self.uploads.cancel(await self.uploads.get(name, upload_id))
@@ -414,7 +453,14 @@ class Registry:
         except mf.ManifestInvalid as exc:
             raise RegistryError(ErrorCode.MANIFEST_INVALID, str(exc)) from None
         digest = _digest_of_manifest(body, reference)
+        size = len(encode_record(parsed.media_type, body))
+        charge = await self._charge(name, MANIFESTS, digest, size)
+        async with self._given_back_on_failure(charge):
+            return await self._put_manifest(name, tag, parsed, digest, body)
 
+    async def _put_manifest(
+        self, name: str, tag: str | None, parsed: mf.Manifest, digest: Digest, body: bytes
+    ) -> PushedManifest:
         # Reads, and the catalog marker (which precedes everything else we write): together.
         _, _, previous = await all_of(
             self._check_references(name, parsed),

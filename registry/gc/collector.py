@@ -175,6 +175,8 @@ class Collector:
             summary.uploads_purged = await self.registry.purge_abandoned_uploads(
                 self.settings.upload_max_age
             )
+        # What went gives its bytes back to the namespaces' quotas (registry/quota.py).
+        await self.registry.quotas.reconcile_all(self.registry.namespaces, self.settings.settle)
         record = {"finished": time.time(), "holder": self.lease.holder, "run": self.run_id}
         await self.storage.put_bytes(layout.GC_LAST_RUN, json.dumps(record).encode())
 

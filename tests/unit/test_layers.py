@@ -25,6 +25,7 @@ SERVICE = (
     "registry.gc",
     "registry.maintenance",
     "registry.repository_delete",
+    "registry.quota",
 )
 STORAGE = ("registry.storage",)
 COMPOSITION = (
