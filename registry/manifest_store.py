@@ -67,7 +67,7 @@ class Immutable:
     @property
     def source(self) -> str:
         """Where the rule comes from, as the configuration says it."""
-        return f'namespace "{self.namespace}", immutable_tags "{self.rule}"'
+        return f"namespace '{self.namespace}', immutable_tags '{self.rule}'"
 
     def _why(self, tag: str) -> str:
         return f"tag {tag} is immutable ({self.source})"

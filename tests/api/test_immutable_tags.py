@@ -77,7 +77,7 @@ def test_moving_an_immutable_tag_is_denied_with_a_message_naming_the_tag_and_the
     before = snapshot(server, repo)
     error = denied(put_manifest(c, repo, "v1.0", second))
     assert error["message"] == (
-        f'tag v1.0 is immutable (namespace "frozen/**", immutable_tags "v*"): it names'
+        "tag v1.0 is immutable (namespace 'frozen/**', immutable_tags 'v*'): it names"
         f" {digest_of(first)}; push under a new tag"
     )
     assert error["detail"] == {
@@ -92,7 +92,7 @@ def test_moving_an_immutable_tag_is_denied_with_a_message_naming_the_tag_and_the
     assert put_manifest(c, repo, "v1.1", second).status_code == 201
     assert put_manifest(c, repo, "release-1", first).status_code == 201
     message = denied(put_manifest(c, repo, "release-1", second))["message"]
-    assert 'immutable_tags "release-*"' in str(message)
+    assert "immutable_tags 'release-*'" in str(message)
 
 
 def test_deleting_an_immutable_tag_or_the_manifest_it_names_is_denied(
@@ -105,13 +105,13 @@ def test_deleting_an_immutable_tag_or_the_manifest_it_names_is_denied(
         assert put_manifest(c, repo, tag, manifest).status_code == 201
     error = denied(c.delete(f"/v2/{repo}/manifests/v2"))
     assert error["message"] == (
-        f'tag v2 is immutable (namespace "frozen/**", immutable_tags "v*"): it names {digest}'
+        f"tag v2 is immutable (namespace 'frozen/**', immutable_tags 'v*'): it names {digest}"
         " and cannot be deleted"
     )
     error = denied(c.delete(f"/v2/{repo}/manifests/{digest}"))
     assert error["message"] == (
-        f'manifest {digest} is named by immutable tags v2, v3 (namespace "frozen/**",'
-        ' immutable_tags "v*") and cannot be deleted'
+        f"manifest {digest} is named by immutable tags v2, v3 (namespace 'frozen/**',"
+        " immutable_tags 'v*') and cannot be deleted"
     )
     assert error["detail"] == {
         "digest": digest,
@@ -168,7 +168,7 @@ def test_repo_delete_refuses_a_repository_with_immutable_tags_unless_forced(
         assert refused.returncode == 1 and refused.stdout == ""
         assert refused.stderr == (
             f"registry: DENIED: repository {repo} has 2 immutable tags, e.g. v1 (namespace"
-            ' "frozen/**", immutable_tags "v*"); nothing was deleted (--force deletes them too)\n'
+            " 'frozen/**', immutable_tags 'v*'); nothing was deleted (--force deletes them too)\n"
         )
     assert server.stored_keys(f"repositories/{repo}/") == before
 
