@@ -60,6 +60,7 @@ async def test_a_repush_of_the_digest_an_immutable_tag_names_writes_nothing(
         await registry.put_manifest("im/repush", "v1", manifests["b"], OCI_MANIFEST)
     assert denied.value.code is ErrorCode.DENIED
     assert [c for c in counting.calls if c.operation in WRITES] == []
+    assert counting.sequential == 1  # the reads every push makes first
 
 
 @dataclass
