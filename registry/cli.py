@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("name", type=_repository_name)
     delete.add_argument("--dry-run", action="store_true", help="list what would go, change nothing")
+    delete.add_argument(
+        "--force", action="store_true", help="delete it even if it has immutable tags"
+    )
     _repo_list_parser(repo_commands)
     return parser
 
@@ -206,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if args.command == "maintenance":
             return operator_commands.maintenance(config, args.maintenance_command, args.json)
-        return operator_commands.delete_repo(config, args.name, args.dry_run, args.json)
+        return operator_commands.delete_repo(config, args.name, args.dry_run, args.json, args.force)
     from registry.server import serve
 
     return serve(config, args.config)

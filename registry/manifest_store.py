@@ -13,11 +13,16 @@ process dies. docs/tags.md gives the argument step by step; in short:
   removes the manifest only if its mark is still there: a push that rewrote it meanwhile wins.
 - Reverse entries hold a unique nonce and are removed only if unchanged since they were read,
   so a push that wrote one again after that read keeps it.
+- An immutable tag (a namespace's `immutable_tags`, docs/immutable-tags.md) is set only from
+  absent (put-if-absent; a loser re-reads it and never swaps over the winner), and no untag or
+  delete by digest removes it: they refuse with `DENIED` instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from registry import manifest as mf
@@ -49,6 +54,53 @@ class Referrer:
 
     subject: Digest
     descriptor: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Immutable:
+    """Why a tag may be neither moved nor removed: the namespace (by its pattern) and the
+    `immutable_tags` pattern the tag matches."""
+
+    namespace: str
+    rule: str
+
+    @property
+    def source(self) -> str:
+        """Where the rule comes from, as the configuration says it."""
+        return f"namespace '{self.namespace}', immutable_tags '{self.rule}'"
+
+    def _why(self, tag: str) -> str:
+        return f"tag {tag} is immutable ({self.source})"
+
+    def _detail(self, tag: str, digest: Digest) -> dict[str, str]:
+        return {"tag": tag, "digest": str(digest), "namespace": self.namespace, "rule": self.rule}
+
+    def moved(self, tag: str, current: Digest) -> RegistryError:
+        """The error for a push that would move the tag off `current`."""
+        message = f"{self._why(tag)}: it names {current}; push under a new tag"
+        return RegistryError(ErrorCode.DENIED, message, self._detail(tag, current))
+
+    def undeletable(self, tag: str, current: Digest) -> RegistryError:
+        """The error for a delete of the tag."""
+        message = f"{self._why(tag)}: it names {current} and cannot be deleted"
+        return RegistryError(ErrorCode.DENIED, message, self._detail(tag, current))
+
+
+# Which rule makes a tag of the repository immutable, if any.
+Immutability = Callable[[str], Immutable | None]
+
+
+def named_by_immutable(digest: Digest, tags: Sequence[tuple[str, Immutable]]) -> RegistryError:
+    """The error for a delete of a manifest that immutable tags name (at least one)."""
+    names = [tag for tag, _ in tags]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    first = tags[0][1]
+    message = (
+        f"manifest {digest} is named by immutable tag{'s' if len(names) > 1 else ''} {shown}"
+        f" ({first.source}) and cannot be deleted"
+    )
+    detail = {"digest": str(digest), "tags": names, "namespace": first.namespace}
+    return RegistryError(ErrorCode.DENIED, message, {**detail, "rule": first.rule})
 
 
 def encode_record(media_type: str, body: bytes) -> bytes:
@@ -170,25 +222,37 @@ class ManifestStore:
         tag: str | None = None,
         previous: TagState | None = None,
         referrer: Referrer | None = None,
+        immutable: Immutable | None = None,
     ) -> None:
         """Store a manifest record and its referrer entry; with a tag, point the tag at it,
-        moving it from `previous` (the tag as read before the push began)."""
+        moving it from `previous` (the tag as read before the push began). An `immutable`
+        tag that names a digest already is never moved: DENIED for another digest, and for
+        the same one nothing changes (the manifest is only made sure of)."""
         key = layout.manifest(name, digest)
         if tag is None:
             await self.storage.put_bytes(key, record)
             await self._put_referrer(name, digest, referrer)
             return
+        if immutable is not None and previous is not None and previous.digest is not None:
+            if previous.digest != digest:
+                raise immutable.moved(tag, previous.digest)
+            await self._keep(name, digest, record, tag, referrer)
+            return
         reverse = layout.tagged(name, digest, tag)
         moved_from = _other_target(previous, digest)
-        _, _, moved_version = await all_of(
-            self.storage.put_bytes(key, record),
-            self.storage.put_bytes(reverse, _nonce()),
+        (_, reverse_version), moved_version = await both(
+            all_of(self.storage.put_bytes(key, record), self.storage.put_bytes(reverse, _nonce())),
             self._version(layout.tagged(name, moved_from, tag)) if moved_from else _nothing(),
         )
         await self._put_referrer(name, digest, referrer)
-        moved_from, moved_version = await self._point(
-            name, tag, digest, previous, moved_from, moved_version
-        )
+        try:
+            moved_from, moved_version = await self._point(
+                name, tag, digest, previous, moved_from, moved_version, immutable
+            )
+        except RegistryError:  # another push set the immutable tag first (or contention):
+            # the tag never named this digest, so the entry is ours alone to take back
+            await self.storage.delete_if_version(reverse, reverse_version)
+            raise
         intact, _ = await both(
             self._intact(key, len(record)),
             all_of(
@@ -203,6 +267,17 @@ class ManifestStore:
             # entry's version before that, so it can no longer drop this one.
             await self.storage.put_bytes(reverse, _nonce())
 
+    async def _keep(
+        self, name: str, digest: Digest, record: bytes, tag: str, referrer: Referrer | None
+    ) -> None:
+        """A push of the digest an immutable tag names already: write nothing, unless the
+        manifest is being deleted (take it back) or gone (write it and its entries again)."""
+        if await unmark_record(self.storage, layout.manifest(name, digest)) is not None:
+            return
+        await self.storage.put_bytes(layout.manifest(name, digest), record)
+        await self._put_referrer(name, digest, referrer)
+        await self.storage.put_bytes(layout.tagged(name, digest, tag), _nonce())
+
     async def _put_referrer(self, name: str, digest: Digest, referrer: Referrer | None) -> None:
         if referrer is not None:
             key = layout.referrer(name, referrer.subject, digest)
@@ -216,8 +291,11 @@ class ManifestStore:
         state: TagState | None,
         moved_from: Digest | None,
         moved_version: str | None,
+        immutable: Immutable | None = None,
     ) -> tuple[Digest | None, str | None]:
         """Make the tag name digest, from `state`; after a lost race, read it again and retry.
+        An immutable tag found naming a digest after a lost race is never swapped over: the
+        same digest is a success, another one DENIED (so of racing pushes exactly one wins).
 
         Returns the digest the tag named before, if another, and the version its reverse entry
         had before the tag moved (the entry may be removed only if still that version)."""
@@ -233,6 +311,10 @@ class ManifestStore:
             except PreconditionFailed:
                 pass
             state = await self.read_tag(name, tag)
+            if immutable is not None and state is not None and state.digest is not None:
+                if state.digest != digest:
+                    raise immutable.moved(tag, state.digest)
+                return None, None
             moved_from = _other_target(state, digest)
             moved_version = None
             if moved_from is not None:
@@ -247,14 +329,17 @@ class ManifestStore:
 
     # -- delete --------------------------------------------------------------------------------
 
-    async def untag(self, name: str, tag: str) -> bool:
-        """Remove a tag (False if there is none) and, if it was removed, its reverse entry."""
+    async def untag(self, name: str, tag: str, *, immutable: Immutable | None = None) -> bool:
+        """Remove a tag (False if there is none) and, if it was removed, its reverse entry.
+        An `immutable` tag that names a digest is not removed: DENIED."""
         state = await self.read_tag(name, tag)
         if state is None:
             return False
         if state.digest is None:
             await self.storage.delete_if_version(layout.tag(name, tag), state.version)
             return True
+        if immutable is not None:
+            raise immutable.undeletable(tag, state.digest)
         # The entry's version is read before the tag goes: a push that sets the tag again
         # afterwards writes the entry again, and so keeps it.
         reverse_version = await self._version(layout.tagged(name, state.digest, tag))
@@ -263,21 +348,37 @@ class ManifestStore:
         # else it changed meanwhile: its entry belongs to whoever changed it
         return True
 
-    async def delete(self, name: str, digest: Digest) -> bool:
+    async def delete(
+        self, name: str, digest: Digest, *, immutable: Immutability | None = None
+    ) -> bool:
         """Delete by digest: every tag naming the manifest, its referrer entry, the manifest
-        itself unless a push rewrote it meanwhile, then its reverse entries. False if unknown."""
+        itself unless a push rewrote it meanwhile, then its reverse entries. False if unknown.
+
+        With `immutable` (which tags of the repository are immutable): DENIED, and nothing
+        removed, if an immutable tag names the manifest. One set by a push while the delete
+        runs is found when the tags are removed: it stays, the manifest is taken back from
+        the delete, and the delete is DENIED (the mutable tags already removed stay removed)."""
         key = layout.manifest(name, digest)
+        prefix = layout.tagged_prefix(name, digest)
+        if immutable is not None:
+            await self._refuse_if_immutable(name, digest, immutable)
         marked = await self._mark(key)
         if marked is None:
             return False
         mark_version, stored = marked
-        prefix = layout.tagged_prefix(name, digest)
         tags = [k[len(prefix) :] for k in await self.storage.list(prefix)]
 
-        async def untag(tag: str) -> str | None:
-            return await self._untag_if_naming(name, tag, digest)
+        async def untag(tag: str) -> tuple[str | None, Immutable | None]:
+            rule = immutable(tag) if immutable is not None else None
+            return await self._untag_if_naming(name, tag, digest, rule)
 
-        reverse_versions = await map_bounded(untag, tags)
+        untagged = await map_bounded(untag, tags)
+        kept = [(tag, rule) for tag, (_, rule) in zip(tags, untagged, strict=True) if rule]
+        if kept:
+            with contextlib.suppress(PreconditionFailed):  # else a push rewrote it, or a delete
+                await self.storage.compare_and_swap(key, _unmarked(stored), mark_version)
+            raise named_by_immutable(digest, kept)
+        reverse_versions = [version for version, _ in untagged]
         subject = _subject_of(stored)
         if subject is not None:
             await self.storage.delete(layout.referrer(name, subject, digest))
@@ -289,6 +390,27 @@ class ManifestStore:
 
         await map_bounded(drop, list(zip(tags, reverse_versions, strict=True)))
         return True
+
+    async def _refuse_if_immutable(
+        self, name: str, digest: Digest, immutable: Immutability
+    ) -> None:
+        """DENIED if an immutable tag names the manifest (found through the reverse entries,
+        reading only the tags an immutable rule covers)."""
+        prefix = layout.tagged_prefix(name, digest)
+        candidates = [
+            (tag, rule)
+            for tag in (k[len(prefix) :] for k in await self.storage.list(prefix))
+            if (rule := immutable(tag)) is not None
+        ]
+
+        async def names_it(item: tuple[str, Immutable]) -> bool:
+            state = await self.read_tag(name, item[0])
+            return state is not None and state.digest == digest
+
+        naming = await map_bounded(names_it, candidates)
+        protected = [item for item, named in zip(candidates, naming, strict=True) if named]
+        if protected:
+            raise named_by_immutable(digest, protected)
 
     async def _mark(self, key: str) -> tuple[str, bytes] | None:
         """Mark the record at key as being deleted; its new version and its content, or None
@@ -304,16 +426,21 @@ class ManifestStore:
                 continue
         raise _contention("the manifest")
 
-    async def _untag_if_naming(self, name: str, tag: str, digest: Digest) -> str | None:
+    async def _untag_if_naming(
+        self, name: str, tag: str, digest: Digest, immutable: Immutable | None = None
+    ) -> tuple[str | None, Immutable | None]:
         """Remove the tag if it names digest; returns the version its reverse entry had when
-        the tag was read (None if it had none)."""
+        the tag was read (None if it had none), and the rule if the tag names digest but is
+        immutable (then it stays)."""
         reverse_version, state = await both(
             self._version(layout.tagged(name, digest, tag)), self.read_tag(name, tag)
         )
         for _ in range(MAX_ATTEMPTS):
             if state is None or state.digest != digest:
-                return reverse_version
+                return reverse_version, None
+            if immutable is not None:
+                return reverse_version, immutable
             if await self.storage.delete_if_version(layout.tag(name, tag), state.version):
-                return reverse_version
+                return reverse_version, None
             state = await self.read_tag(name, tag)
         raise _contention(f"tag {tag}")

@@ -70,9 +70,13 @@ def maintenance(config: Config, action: str, as_json: bool) -> int:
     return _run(config, lambda registry: _maintenance(registry.maintenance, action, as_json))
 
 
-def delete_repo(config: Config, name: str, dry_run: bool, as_json: bool) -> int:
+def delete_repo(
+    config: Config, name: str, dry_run: bool, as_json: bool, force: bool = False
+) -> int:
     settle = config.gc.settle
-    return _run(config, lambda registry: _delete_repo(registry, name, settle, dry_run, as_json))
+    return _run(
+        config, lambda registry: _delete_repo(registry, name, settle, dry_run, as_json, force)
+    )
 
 
 def _run(config: Config, command: Callable[[Registry], Awaitable[int]]) -> int:
@@ -139,7 +143,7 @@ async def _maintenance(mode: ReadOnlyMode, action: str, as_json: bool) -> int:
 
 
 async def _delete_repo(
-    registry: Registry, name: str, settle: float, dry_run: bool, as_json: bool
+    registry: Registry, name: str, settle: float, dry_run: bool, as_json: bool, force: bool
 ) -> int:
     items: dict[str, list[str]] = {plural: [] for plural in PLURAL.values()}
 
@@ -151,10 +155,10 @@ async def _delete_repo(
 
     if dry_run:
         deletion = await delete_repository(
-            registry, name, settle=settle, dry_run=True, report=report
+            registry, name, settle=settle, dry_run=True, force=force, report=report
         )
     else:
-        deletion = await delete_repository(registry, name, settle=settle)
+        deletion = await delete_repository(registry, name, settle=settle, force=force)
     counts = {PLURAL[TAG]: deletion.tags, PLURAL[MANIFEST]: deletion.manifests}
     counts[PLURAL[BLOB_LINK]] = deletion.blob_links
     if as_json:

@@ -7,6 +7,10 @@ Tags and manifests go through `ManifestStore` (untag, delete by digest), so a pu
 meanwhile stays consistent: it may win, and no tag ever names a missing manifest. Keys are
 paged through (flat prefixes, one digest algorithm at a time), so a huge repository never has
 all its keys in memory.
+
+A repository with immutable tags (its namespace's `immutable_tags`) is refused with DENIED
+unless `force`; without it, an immutable tag a push sets meanwhile is not removed either (the
+delete stops there with DENIED).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from registry.digest import SUPPORTED_ALGORITHMS, Digest
 from registry.errors import ErrorCode, RegistryError
 from registry.gc.marks import link_mark, unmark_empty
 from registry.maintenance import READ_ONLY_MESSAGE
+from registry.manifest_store import Immutability
 from registry.service import Registry
 from registry.storage import layout
 from registry.storage.protocol import NotFound, PreconditionFailed, Storage, exists
@@ -55,11 +60,13 @@ async def delete_repository(
     *,
     settle: float,
     dry_run: bool = False,
+    force: bool = False,
     report: Report = _ignore,
 ) -> RepositoryDeletion:
     """Delete repository `name` (NAME_UNKNOWN if it is not in the catalog; UNSUPPORTED in
-    read-only mode), or with `dry_run` only count and report what would go. Its catalog
-    marker goes `settle` seconds after the rest (gc.settle; see _remove_catalog_entry)."""
+    read-only mode; DENIED if it has immutable tags, unless `force`), or with `dry_run` only
+    count and report what would go. Its catalog marker goes `settle` seconds after the rest
+    (gc.settle; see _remove_catalog_entry)."""
     storage, store = registry.storage, registry.manifest_store
     if not await exists(storage, layout.catalog_entry(name)):
         raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": name})
@@ -67,12 +74,16 @@ async def delete_repository(
         await registry.maintenance.read_flag()  # now, not as last polled
         if registry.read_only:
             raise RegistryError(ErrorCode.UNSUPPORTED, READ_ONLY_MESSAGE)
+    immutability = None if force else registry.immutability(name)
+    if immutability is not None:
+        await _refuse_if_immutable_tags(storage, name, immutability)
 
     async def untag(tag: str) -> bool:
-        return dry_run or await store.untag(name, tag)
+        immutable = immutability(tag) if immutability is not None else None
+        return dry_run or await store.untag(name, tag, immutable=immutable)
 
     async def delete_manifest(digest: Digest) -> bool:
-        return dry_run or await store.delete(name, digest)
+        return dry_run or await store.delete(name, digest, immutable=immutability)
 
     async def unlink(digest: Digest) -> bool:
         return dry_run or await storage.delete(layout.blob_link(name, digest))
@@ -92,6 +103,28 @@ async def delete_repository(
         # Its namespace's quota gets the bytes back (registry/quota.py).
         await registry.quotas.reconcile_of(registry.namespaces, name, settle)
     return RepositoryDeletion(name, dry_run, tags, manifests, blob_links, pushed_meanwhile)
+
+
+async def _refuse_if_immutable_tags(
+    storage: Storage, name: str, immutability: Immutability
+) -> None:
+    """DENIED, naming how many and one of them, if the repository has immutable tags."""
+    prefix = layout.tags_prefix(name)
+    count, example = 0, None
+    async for keys in _pages(storage, prefix):
+        for tag in (key[len(prefix) :] for key in keys):
+            if (immutable := immutability(tag)) is not None:
+                count += 1
+                example = example or (tag, immutable)
+    if example is not None:
+        tag, immutable = example
+        some = f"{count} immutable tags, e.g." if count > 1 else "1 immutable tag,"
+        message = (
+            f"repository {name} has {some} {tag} ({immutable.source}); nothing was deleted"
+            f" (--force deletes {'them' if count > 1 else 'it'} too)"
+        )
+        detail = {"name": name, "immutable_tags": count, "example": tag}
+        raise RegistryError(ErrorCode.DENIED, message, {**detail, "rule": immutable.rule})
 
 
 async def _remove_catalog_entry(storage: Storage, name: str, settle: float) -> bool:

@@ -24,6 +24,8 @@ from registry.gc.marks import MAX_ATTEMPTS, BlobTombstones, unmark_empty
 from registry.maintenance import ReadOnlyMode
 from registry.manifest_cache import ManifestCache
 from registry.manifest_store import (
+    Immutability,
+    Immutable,
     ManifestStore,
     Referrer,
     TagState,
@@ -472,8 +474,10 @@ class Registry:
             referrer = Referrer(parsed.subject, referrer_entry(parsed, digest, len(body)))
         # The write order, and why it holds up against concurrent deletes: manifest_store.py.
         record = encode_record(parsed.media_type, body)
+        immutability = self.immutability(name)
+        immutable = immutability(tag) if immutability is not None and tag is not None else None
         await self.manifest_store.store(
-            name, digest, record, tag=tag, previous=previous, referrer=referrer
+            name, digest, record, tag=tag, previous=previous, referrer=referrer, immutable=immutable
         )
         return PushedManifest(digest, parsed.subject)
 
@@ -510,13 +514,28 @@ class Registry:
     async def delete_manifest(self, name: str, reference: str | Digest) -> None:
         """By tag: untag. By digest: the manifest, every tag on it and its referrer entry."""
         self._check_delete_enabled()
+        immutability = self.immutability(name)
         if isinstance(reference, str):
-            found = await self.manifest_store.untag(name, reference)
+            immutable = immutability(reference) if immutability is not None else None
+            found = await self.manifest_store.untag(name, reference, immutable=immutable)
         else:
-            found = await self.manifest_store.delete(name, reference)
+            found = await self.manifest_store.delete(name, reference, immutable=immutability)
             self._manifests.discard(name, reference)
         if not found:
             raise _manifest_unknown(reference)
+
+    def immutability(self, name: str) -> Immutability | None:
+        """Which tags of repository `name` are immutable (its namespace's `immutable_tags`,
+        as configured now); None if none can be."""
+        namespace = self.namespaces.of(name)
+        if namespace is None or not namespace.config.immutable_tags:
+            return None
+
+        def immutable(tag: str) -> Immutable | None:
+            rule = namespace.immutable_rule(tag)
+            return None if rule is None else Immutable(namespace.pattern, rule)
+
+        return immutable
 
     # -- tags and referrers ----------------------------------------------------------------------
 

@@ -151,10 +151,10 @@ class Skopeo:
 
     workdir: Path
 
-    def __call__(self, *args: str, timeout: float = 180) -> Completed:
+    def __call__(self, *args: str, timeout: float = 180, check: bool = True) -> Completed:
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = [tool("skopeo"), "--policy", str(_policy(self.workdir)), *args]
-        return run(_confined(command, self.workdir), timeout=timeout)
+        return run(_confined(command, self.workdir), timeout=timeout, check=check)
 
 
 @dataclass(frozen=True)
