@@ -1,5 +1,6 @@
 """Command line: `registry serve`, `registry gc`, `registry user add NAME`,
-`registry config show`, `registry maintenance on|off|status`, `registry repo delete NAME`.
+`registry config show`, `registry maintenance on|off|status`, `registry repo delete NAME`,
+`registry retention plan|run`.
 
 The convention every command follows (and every later one will): each leaf command takes
 `--config FILE` (default `$REGISTRY_CONFIG`, else the built-in defaults) and reads it exactly
@@ -67,6 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         "--grace", metavar="DURATION", type=_duration, help="override gc.blob_grace, e.g. 0s"
     )
     gc.add_argument("--settle", metavar="DURATION", type=_duration, help="override gc.settle")
+    gc.add_argument(
+        "--retention",
+        action="store_true",
+        help="apply the namespaces' retention rules first (as scheduled collections do)",
+    )
 
     user = commands.add_parser("user", help="manage the users of the htpasswd file")
     user_commands = user.add_subparsers(dest="user_command", required=True)
@@ -105,7 +111,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("name", type=_repository_name)
     delete.add_argument("--dry-run", action="store_true", help="list what would go, change nothing")
+    _add_retention(commands)
     return parser
+
+
+def _add_retention(commands: Any) -> None:
+    """`registry retention plan|run` (registry/retention/command.py)."""
+    retention = commands.add_parser("retention", help="the namespaces' tag retention rules")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True)
+    for action, what in (
+        ("plan", "list every tag retention would delete now, and why; change nothing"),
+        ("run", "delete those tags (their manifests go with garbage collection)"),
+    ):
+        _with_json(_with_config(retention_commands.add_parser(action, help=what)))
 
 
 def _duration(text: str) -> float:
@@ -148,12 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log.level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if args.command == "retention":
+        from registry.retention import command
+
+        return command.retention(config, args.retention_command, args.json)
     if args.command in ("gc", "maintenance", "repo"):
         from registry import operator_commands
 
         if args.command == "gc":
             return operator_commands.collect_garbage(
-                config, args.dry_run, args.grace, args.settle, args.json
+                config, args.dry_run, args.grace, args.settle, args.json, args.retention
             )
         if args.command == "maintenance":
             return operator_commands.maintenance(config, args.maintenance_command, args.json)

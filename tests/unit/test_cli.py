@@ -40,6 +40,8 @@ def test_every_leaf_command_takes_a_config_file() -> None:
         "maintenance off",
         "maintenance status",
         "repo delete",
+        "retention plan",
+        "retention run",
     }
     assert all("--config" in options(parser) for parser in commands.values())
 
@@ -82,6 +84,7 @@ def test_config_show_prints_units_as_written(tmp_path: Path) -> None:
         ["user", "add", "x"],
         ["maintenance", "status"],
         ["repo", "delete", "x"],
+        ["retention", "plan"],
     ],
 )
 def test_a_configuration_error_is_one_line_and_exit_status_2(

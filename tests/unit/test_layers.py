@@ -25,6 +25,8 @@ SERVICE = (
     "registry.gc",
     "registry.maintenance",
     "registry.repository_delete",
+    "registry.retention.planner",
+    "registry.retention.pulls",
 )
 STORAGE = ("registry.storage",)
 COMPOSITION = (
@@ -35,6 +37,7 @@ COMPOSITION = (
     "registry.cli",
     "registry.operator_commands",
     "registry.periodic",
+    "registry.retention.command",
 )
 
 
@@ -81,6 +84,8 @@ def test_the_layers_cover_every_module() -> None:
         "registry.config",
         "registry.patterns",
         "registry.namespaces",  # the namespaces section compiled: configuration, like config
+        "registry.retention",  # a docstring
+        "registry.retention.decision",  # the retention rules applied: pure, like namespaces
         "registry.libc",
         "registry.memory",
     }
