@@ -1,7 +1,7 @@
 """Deleting a whole repository (`registry repo delete`): its tags, its manifests with their
-reverse tag entries and referrer entries, its blob links and pull records, then (after gc.settle, as garbage
-collection does it) its catalog marker, so it is gone from the catalog. Blobs stay: garbage
-collection reclaims the ones nothing links.
+reverse tag entries and referrer entries, its blob links and pull records, then (after
+gc.settle, as garbage collection does it) its catalog marker, so it is gone from the catalog.
+Blobs stay: garbage collection reclaims the ones nothing links.
 
 Tags and manifests go through `ManifestStore` (untag, delete by digest), so a push running
 meanwhile stays consistent: it may win, and no tag ever names a missing manifest. Keys are

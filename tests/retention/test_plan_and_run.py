@@ -58,7 +58,9 @@ def test_plan_lists_exactly_what_run_deletes(server: RunningRegistry) -> None:
         assert {t["repository"] for t in planned["tags"]} == {repo}
         for entry in planned["tags"]:
             assert entry["digest"] == digest_of(manifests[entry["tag"]])
-            assert entry["reason"] == "not among the 3 most recently pushed; matches no keep pattern"
+            assert entry["reason"] == (
+                "not among the 3 most recently pushed; matches no keep pattern"
+            )
             assert entry["pulled"] is None and re.fullmatch(r"\d{4}-.*Z", entry["pushed"])
         assert planned["repositories"] == 1 and planned["tags_examined"] == len(before)
         assert tags_of(c, repo) == before  # the plan changed nothing
