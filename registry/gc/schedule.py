@@ -3,9 +3,9 @@ collection anywhere in the deployment ended more than `interval` ago, and if so 
 lease lets exactly one replica's collection go on.
 
 A collection runs as a child process (`registry gc --json --retention`, reading the same
-configuration; retention runs first, under the collection's lease):
-its memory goes when it ends, it runs at a lower CPU priority than the requests it shares the
-machine with, and it stays out of the serving event loop. Its logs join the server's.
+configuration; tag retention runs first, under the collection's lease): its memory goes when
+it ends, it runs at a lower CPU priority than the requests it shares the machine with, and it
+stays out of the serving event loop. Its logs join the server's.
 """
 
 from __future__ import annotations
