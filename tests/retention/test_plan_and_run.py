@@ -4,9 +4,12 @@ on S3: the plan lists exactly what the run deletes, and the run deletes nothing 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
+import yaml
 
+from testkit.commands import registry_command
 from testkit.oci import digest_of
 from testkit.registry import RunningRegistry
 from tests.retention.conftest import (
@@ -120,3 +123,17 @@ def test_keep_days_and_a_kept_index_on_the_filesystem(server: RunningRegistry) -
         ("stale", "pushed 12 days ago (keep_days 7); matches no keep pattern")
     ]
     assert retention_json("run", config=config)["deleted"] == planned["tags"]
+
+
+def test_run_refuses_in_read_only_mode(tmp_path: Path) -> None:
+    config = tmp_path / "operator.yaml"  # a storage of its own: no server shares the flag
+    document = {
+        "storage": {"filesystem": {"root": str(tmp_path / "storage")}},
+        "namespaces": [{"pattern": "ro/*", "retention": {"keep_last": 1}}],
+    }
+    config.write_text(yaml.safe_dump(document))
+    assert registry_command("maintenance", "on", config=config).returncode == 0
+    refused = registry_command("retention", "run", config=config)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.startswith("registry: UNSUPPORTED: "), refused.stderr
+    assert retention("plan", config=config).returncode == 0  # a plan changes nothing

@@ -11,9 +11,11 @@ import pytest
 from registry.config import NamespaceConfig, RetentionConfig
 from registry.digest import Digest
 from registry.namespaces import Namespaces
+from registry.repository_delete import delete_repository
 from registry.retention import planner
 from registry.service import Registry
 from registry.storage import layout
+from registry.storage.protocol import exists
 from testkit.oci import OCI_MANIFEST
 from tests.service.counting import CountingStorage
 from tests.service.test_round_trips import ten_layer_manifest
@@ -90,3 +92,23 @@ async def test_a_run_leaves_alone_a_tag_pushed_again_after_the_plan(registry: Re
     assert {r.tag for r in removed} == planned - {"moved", "same"}
     for tag in planned - {"moved", "same"}:
         assert await registry.manifest_store.read_tag("team/app", tag) is None
+
+
+async def test_deleting_a_manifest_or_its_repository_removes_its_pull_records(
+    registry: Registry,
+) -> None:
+    registry.namespaces = namespaces(keep_pulled_days=30)
+    registry.repository_cache_seconds = 0.0
+    pushed = []
+    for n in range(2):
+        manifest = await ten_layer_manifest(registry, "team/app", n)
+        pushed.append(await registry.put_manifest("team/app", f"v{n}", manifest, OCI_MANIFEST))
+        await pulled_by_get(registry, "team/app", f"v{n}")
+    await registry.pulls.flush()
+    records = [layout.pulled("team/app", p.digest) for p in pushed]
+    assert all([await exists(registry.storage, key) for key in records])
+
+    await registry.delete_manifest("team/app", pushed[0].digest)
+    assert [await exists(registry.storage, key) for key in records] == [False, True]
+    await delete_repository(registry, "team/app", settle=0.0)
+    assert await registry.storage.list(layout.pulled_prefix("team/app", "sha256")) == []
