@@ -1,6 +1,7 @@
 """Command line: `registry serve`, `registry gc`, `registry namespaces`,
 `registry user list|add|remove`, `registry config show|check`,
-`registry maintenance on|off|status`, `registry repo list|delete`.
+`registry maintenance on|off|status`, `registry repo list|delete`,
+`registry retention plan|run`.
 
 The convention every command follows (and every later one will): each leaf command takes
 `--config FILE` (default `$REGISTRY_CONFIG`, else the built-in defaults) and reads it exactly
@@ -68,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
         "--grace", metavar="DURATION", type=_duration, help="override gc.blob_grace, e.g. 0s"
     )
     gc.add_argument("--settle", metavar="DURATION", type=_duration, help="override gc.settle")
+    gc.add_argument(
+        "--retention",
+        action="store_true",
+        help="apply the namespaces' retention rules first (as scheduled collections do)",
+    )
 
     _namespaces_parser(commands)
     _user_parser(commands)
@@ -97,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="delete it even if it has immutable tags"
     )
     _repo_list_parser(repo_commands)
+    _add_retention(commands)
     return parser
 
 
@@ -152,6 +159,17 @@ def _repo_list_parser(repo_commands: Any) -> None:
     )
 
 
+def _add_retention(commands: Any) -> None:
+    """`registry retention plan|run` (registry/retention/command.py)."""
+    retention = commands.add_parser("retention", help="the namespaces' tag retention rules")
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True)
+    for action, what in (
+        ("plan", "list every tag retention would delete now, and why; change nothing"),
+        ("run", "delete those tags (their manifests go with garbage collection)"),
+    ):
+        _with_json(_with_config(retention_commands.add_parser(action, help=what)))
+
+
 def _duration(text: str) -> float:
     try:
         return parse_duration(text)
@@ -200,12 +218,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "namespaces":
             return inventory_commands.namespaces(config, args.json)
         return inventory_commands.list_repositories(config, args.json)
+    if args.command == "retention":
+        from registry.retention import command
+
+        return command.retention(config, args.retention_command, args.json)
     if args.command in ("gc", "maintenance", "repo"):
         from registry import operator_commands
 
         if args.command == "gc":
             return operator_commands.collect_garbage(
-                config, args.dry_run, args.grace, args.settle, args.json
+                config, args.dry_run, args.grace, args.settle, args.json, args.retention
             )
         if args.command == "maintenance":
             return operator_commands.maintenance(config, args.maintenance_command, args.json)

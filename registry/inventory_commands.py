@@ -167,9 +167,9 @@ def _row(namespace: Namespace, tally: Tally, used: int | None) -> dict[str, Any]
         "used": used,
         "quota": config.quota,
         "public": config.public,
-        "retention": None if retention is None else vars(retention) | {
-            "keep_patterns": list(retention.keep_patterns)
-        },
+        "retention": None
+        if retention is None
+        else vars(retention) | {"keep_patterns": list(retention.keep_patterns)},
         "retention_summary": retention_summary(retention),
         "immutable_tags": list(config.immutable_tags),
     }
@@ -181,8 +181,16 @@ def _usage_cell(used: int | None, quota: int | None) -> str:
 
 
 def _print_table(rows: list[dict[str, Any]], ungoverned: Tally) -> None:
-    header = ("PATTERN", "REPOS", "TAGS", "USAGE/QUOTA", "PUBLIC", "RETENTION", "IMMUTABLE",
-              "DESCRIPTION")
+    header = (
+        "PATTERN",
+        "REPOS",
+        "TAGS",
+        "USAGE/QUOTA",
+        "PUBLIC",
+        "RETENTION",
+        "IMMUTABLE",
+        "DESCRIPTION",
+    )
     lines = [header]
     for row in rows:
         lines.append(

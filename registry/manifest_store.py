@@ -335,17 +335,22 @@ class ManifestStore:
         state = await self.read_tag(name, tag)
         if state is None:
             return False
-        if state.digest is None:
-            await self.storage.delete_if_version(layout.tag(name, tag), state.version)
-            return True
-        if immutable is not None:
+        if immutable is not None and state.digest is not None:
             raise immutable.undeletable(tag, state.digest)
+        await self.untag_if_unchanged(name, tag, state)
+        return True
+
+    async def untag_if_unchanged(self, name: str, tag: str, state: TagState) -> bool:
+        """Remove the tag, and its reverse entry, only if it still is `state` (as read
+        before); whether it was removed."""
+        if state.digest is None:
+            return await self.storage.delete_if_version(layout.tag(name, tag), state.version)
         # The entry's version is read before the tag goes: a push that sets the tag again
         # afterwards writes the entry again, and so keeps it.
         reverse_version = await self._version(layout.tagged(name, state.digest, tag))
-        if await self.storage.delete_if_version(layout.tag(name, tag), state.version):
-            await self._drop_reverse(name, state.digest, tag, reverse_version)
-        # else it changed meanwhile: its entry belongs to whoever changed it
+        if not await self.storage.delete_if_version(layout.tag(name, tag), state.version):
+            return False  # it changed meanwhile: its entry belongs to whoever changed it
+        await self._drop_reverse(name, state.digest, tag, reverse_version)
         return True
 
     async def delete(
@@ -384,6 +389,7 @@ class ManifestStore:
             await self.storage.delete(layout.referrer(name, subject, digest))
         if not await self.storage.delete_if_version(key, mark_version):
             return True  # a push wrote it again: it stays, with the entries that push needs
+        await self.storage.delete(layout.pulled(name, digest))  # its pull record, if any
 
         async def drop(item: tuple[str, str | None]) -> None:
             await self._drop_reverse(name, digest, *item)

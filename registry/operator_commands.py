@@ -36,12 +36,18 @@ PLURAL = {TAG: "tags", MANIFEST: "manifests", BLOB_LINK: "blob_links"}
 
 
 def collect_garbage(
-    config: Config, dry_run: bool, grace: float | None, settle: float | None, as_json: bool
+    config: Config,
+    dry_run: bool,
+    grace: float | None,
+    settle: float | None,
+    as_json: bool,
+    retention: bool = False,
 ) -> int:
-    """One collection (see docs/gc.md); its summary, as one JSON line with as_json."""
+    """One collection (see docs/gc.md), after retention with `retention`
+    (docs/retention.md); its summary, as one JSON line with as_json."""
     with contextlib.suppress(OSError):  # serving comes first on a shared machine
         os.nice(NICENESS)
-    settings = wiring.gc_settings(config, blob_grace=grace, settle=settle)
+    settings = wiring.gc_settings(config, blob_grace=grace, settle=settle, retention=retention)
     if settings.settle < config.gc.settle:
         logging.getLogger("registry.gc").warning(
             "--settle %gs is shorter than gc.settle (%gs): replicas trust a repository's catalog "

@@ -1,7 +1,7 @@
 """Deleting a whole repository (`registry repo delete`): its tags, its manifests with their
-reverse tag entries and referrer entries, its blob links, then (after gc.settle, as garbage
-collection does it) its catalog marker, so it is gone from the catalog. Blobs stay: garbage
-collection reclaims the ones nothing links.
+reverse tag entries and referrer entries, its blob links and pull records, then (after
+gc.settle, as garbage collection does it) its catalog marker, so it is gone from the catalog.
+Blobs stay: garbage collection reclaims the ones nothing links.
 
 Tags and manifests go through `ManifestStore` (untag, delete by digest), so a push running
 meanwhile stays consistent: it may win, and no tag ever names a missing manifest. Keys are
@@ -99,6 +99,9 @@ async def delete_repository(
 
     pushed_meanwhile = False
     if not dry_run:
+        for algorithm in SUPPORTED_ALGORITHMS:  # pull records (retention), not reported
+            async for keys in _pages(storage, layout.pulled_prefix(name, algorithm)):
+                await map_bounded(storage.delete, keys)
         pushed_meanwhile = not await _remove_catalog_entry(storage, name, settle)
         # Its namespace's quota gets the bytes back (registry/quota.py).
         await registry.quotas.reconcile_of(registry.namespaces, name, settle)

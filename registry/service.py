@@ -37,6 +37,7 @@ from registry.namespaces import Namespaces
 from registry.quota import BLOBS, MANIFESTS, Charge, Quotas
 from registry.reference import is_valid_name, is_valid_tag
 from registry.referrers import DEFAULT_PAGE_BYTES, ReferrersPage, referrer_entry, referrers_page
+from registry.retention.pulls import PullRecorder
 from registry.storage import layout
 from registry.storage.protocol import (
     BytesLike,
@@ -169,6 +170,7 @@ class Registry:
         self.link_refresh_seconds = link_refresh_seconds
         self._known_repositories: dict[str, float] = {}  # name: when its marker was seen
         self._manifests: ManifestCache[StoredManifest] = ManifestCache()
+        self.pulls = PullRecorder(storage)
 
     @property
     def read_only(self) -> bool:
@@ -443,6 +445,15 @@ class Registry:
         manifest = _decode_manifest(digest, stored)
         self._manifests.put(name, digest, manifest, len(manifest.body))
         return manifest
+
+    def record_pull(self, name: str, digest: Digest) -> None:
+        """A client fetched the manifest (GET, not HEAD): remember when, for retention's
+        `keep_pulled_days`, in the repositories whose namespace uses it. Never waits: an
+        hourly background write at most (retention/pulls.py)."""
+        namespace = self.namespaces.of(name)
+        retention = namespace.config.retention if namespace is not None else None
+        if retention is not None and retention.keep_pulled_days and not self.read_only:
+            self.pulls.record(name, digest)
 
     async def put_manifest(
         self, name: str, reference: str | Digest, body: bytes, content_type: str | None

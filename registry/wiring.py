@@ -42,6 +42,8 @@ TEMP_FILE_MAX_AGE_SECONDS = 3600.0
 TEMP_FILE_PURGE_INTERVAL_SECONDS = 900.0
 # How often a replica with gc.enabled checks whether a collection is due.
 GC_CHECK_INTERVAL_SECONDS = 300.0
+# How long a stopping server waits for its last pull records (retention/pulls.py).
+PULL_RECORD_FLUSH_SECONDS = 5.0
 log = logging.getLogger("registry")
 
 
@@ -107,7 +109,11 @@ def build(config: Config) -> Services:
 
 
 def gc_settings(
-    config: Config, *, blob_grace: float | None = None, settle: float | None = None
+    config: Config,
+    *,
+    blob_grace: float | None = None,
+    settle: float | None = None,
+    retention: bool = False,
 ) -> GcSettings:
     """What a collection does, from the `gc` section (and a command line's overrides)."""
     gc = config.gc
@@ -118,6 +124,7 @@ def gc_settings(
         untagged_grace=gc.untagged_grace,
         delete_referrers=gc.delete_referrers,
         upload_max_age=config.storage.uploads.max_age_seconds,
+        retention=retention,
     )
 
 
@@ -201,4 +208,6 @@ async def running(services: Services) -> AsyncIterator[None]:
             finally:
                 jobs.cancel_scope.cancel()
     finally:
+        with anyio.move_on_after(PULL_RECORD_FLUSH_SECONDS, shield=True):
+            await registry.pulls.flush()
         await services.storage.aclose()

@@ -23,7 +23,8 @@ def _reference(request: Request, code: ErrorCode) -> str | Digest:
 
 async def get_manifest(request: Request) -> Response:
     reference = _reference(request, ErrorCode.MANIFEST_UNKNOWN)
-    stored = await registry_of(request).get_manifest(name_of(request), reference)
+    registry, name = registry_of(request), name_of(request)
+    stored = await registry.get_manifest(name, reference)
     headers = {
         "Content-Type": stored.media_type,
         "Docker-Content-Digest": str(stored.digest),
@@ -32,6 +33,7 @@ async def get_manifest(request: Request) -> Response:
     }
     if request.method == "HEAD":
         return Response(status_code=200, headers=headers)
+    registry.record_pull(name, stored.digest)
     return Response(stored.body, 200, headers)
 
 

@@ -7,6 +7,7 @@ The phases and why they are safe against pushes on any replica: registry/gc/__in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -39,11 +40,14 @@ from registry.gc.reachability import (
 from registry.maintenance import READ_ONLY_MESSAGE
 from registry.manifest import ManifestInvalid, parse_manifest
 from registry.manifest_store import decode_record, marked
+from registry.namespaces import Namespace
 from registry.referrers import referrer_entry
+from registry.retention import planner as retention
 from registry.service import Registry
 from registry.storage import layout
 from registry.storage.protocol import NotFound, PreconditionFailed, StorageError, exists
 
+DAY = 86400.0
 PHASES = ("marked", "tombstoned", "settled", "before-delete", "deleting-blobs")
 REPOSITORIES_AT_ONCE = 16
 # Storage calls of one kind at once (blobs, tombstones): a collection is many small calls, and
@@ -61,6 +65,7 @@ class Settings:
     untagged_grace: float = 86400.0
     delete_referrers: bool = True
     upload_max_age: float | None = None  # also purge upload sessions idle this long
+    retention: bool = False  # first remove the tags the namespaces' retention rules let go
 
 
 @dataclass(slots=True)
@@ -74,6 +79,7 @@ class Summary:
     rescued: int = 0  # candidates a client touched (or a second look found in use)
     leftovers_cleared: int = 0  # tombstones of a collector that died
     uploads_purged: int = 0
+    tags_deleted: int = 0  # by retention (Settings.retention)
     duration_seconds: float = 0.0
 
     def as_json(self) -> str:
@@ -124,7 +130,11 @@ class Collector:
         started = time.monotonic()
         summary = Summary(dry_run)
         if dry_run:
-            run = await self._mark(await self._storage_now())
+            now = await self._storage_now()
+            if self.settings.retention:  # (what their untagging would add is not counted)
+                planned = await retention.plan(self.storage, self.registry.namespaces, now)
+                summary.tags_deleted = len(planned.removals)
+            run = await self._mark(now)
             self._count_candidates(run, summary)
         else:
             await self._check_writable()
@@ -143,6 +153,8 @@ class Collector:
     async def _collect(self, summary: Summary) -> None:
         now = await self._storage_now()
         summary.leftovers_cleared = await self._clear_leftovers()
+        if self.settings.retention:
+            summary.tags_deleted = await self._apply_retention(now)
         run = await self._mark(now)
         log.info(
             "gc: marked %d repositories; candidates: %d manifests, %d links, %d blobs",
@@ -179,6 +191,22 @@ class Collector:
         await self.registry.quotas.reconcile_all(self.registry.namespaces, self.settings.settle)
         record = {"finished": time.time(), "holder": self.lease.holder, "run": self.run_id}
         await self.storage.put_bytes(layout.GC_LAST_RUN, json.dumps(record).encode())
+
+    async def _apply_retention(self, now: float) -> int:
+        """Retention, under our lease and before the mark: the manifests it untags are
+        collected in this run if the untagged rules let them go (registry/retention/)."""
+        planned = await retention.plan(self.storage, self.registry.namespaces, now)
+        removed = await retention.apply(self.storage, planned.removals)
+        for removal in removed:
+            log.info(
+                "retention: deleted tag %s:%s (%s): %s",
+                removal.repository,
+                removal.tag,
+                removal.digest,
+                removal.reason,
+            )
+        self.lease.check()
+        return len(removed)
 
     async def _abandon(self, run: _Run) -> None:
         """Take back the marks of a run that stops before deleting (best effort: what is left
@@ -260,13 +288,16 @@ class Collector:
             settings.delete_referrers,
         )
         marker = RepositoryMarker(self.storage, rules, now)
+        namespaces = self.registry.namespaces  # as configured now (a reload replaces it)
 
         def keep(digest: Digest) -> None:
             run.kept.add(_short(digest))
 
         async def mark(name: str) -> None:
             try:
-                run.repositories[name] = await marker.mark(name, keep)
+                run.repositories[name] = await marker.mark(
+                    name, keep, repository_rules(rules, namespaces.of(name))
+                )
             except Unparseable as exc:
                 log.warning("gc: nothing in %s is collected: %s", name, exc)
 
@@ -504,6 +535,7 @@ class Collector:
                 if subject is not None:  # a push took it back: its referrer entry stays
                     await self._restore_referrer_entry(name, digest, subject)
                 return False
+            await self.storage.delete(layout.pulled(name, digest))  # its pull record, if any
             for entry, version in zip(reverse, versions, strict=True):
                 if version is not None:
                     await self.storage.delete_if_version(entry, version)
@@ -646,9 +678,19 @@ class Collector:
             pass  # deleted, or taken back by a writer: nothing of ours is left on it
 
 
+def repository_rules(rules: Rules, namespace: Namespace | None) -> Rules:
+    """A repository's rules: its namespace's `retention.untagged_days`, when set, takes
+    precedence over `gc.untagged` and `gc.untagged_grace`."""
+    retention = namespace.config.retention if namespace is not None else None
+    if retention is None or retention.untagged_days is None:
+        return rules
+    grace = retention.untagged_days * DAY
+    return dataclasses.replace(rules, delete_untagged=True, untagged_grace=grace)
+
+
 def _is_stale_entry(name: str, key: str) -> bool:
     rest = key[len(layout.repository_prefix(name)) - 1 :]
-    return rest.startswith(("_tagged/", "_referrers/"))
+    return rest.startswith(("_tagged/", "_referrers/", "_pulled/"))
 
 
 def _referrer_of_entry(key: str) -> tuple[str, Digest] | None:

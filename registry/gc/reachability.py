@@ -171,7 +171,12 @@ class RepositoryMarker:
         except NotFound:
             return 0.0
 
-    async def mark(self, name: str, keep_blob: Callable[[Digest], None]) -> RepositoryMark:
+    async def mark(
+        self, name: str, keep_blob: Callable[[Digest], None], rules: Rules | None = None
+    ) -> RepositoryMark:
+        """`rules`: this repository's, when they differ from the collection's (a namespace's
+        `retention.untagged_days`)."""
+        rules = rules or self.rules
         result = RepositoryMark(name)
         tagged = await tag_targets(self.storage, name)
         listed = await manifest_digests(self.storage, name)
@@ -191,7 +196,7 @@ class RepositoryMarker:
         for digest, node in nodes.items():
             if node.subject is not None:
                 referrers.setdefault(node.subject, []).append(digest)
-        roots = await self._roots(name, nodes, tagged or set())
+        roots = await self._roots(name, nodes, tagged or set(), rules)
         kept = closure(roots, nodes, referrers)
         for digest in kept:
             for blob in nodes[digest].blobs:
@@ -204,7 +209,7 @@ class RepositoryMarker:
         unreferenced = [d for d in links if d not in kept_blobs]
 
         async def old(digest: Digest) -> bool:
-            return await self._older_than(layout.blob_link(name, digest), self.rules.blob_grace)
+            return await self._older_than(layout.blob_link(name, digest), rules.blob_grace)
 
         for digest, is_old in zip(unreferenced, await map_bounded(old, unreferenced), strict=True):
             if is_old:
@@ -221,9 +226,8 @@ class RepositoryMarker:
         return result
 
     async def _roots(
-        self, name: str, nodes: dict[Digest, Node], tagged: set[Digest]
+        self, name: str, nodes: dict[Digest, Node], tagged: set[Digest], rules: Rules
     ) -> set[Digest]:
-        rules = self.rules
         roots = set(tagged)
         maybe_young: list[Digest] = []
         for digest, node in nodes.items():

@@ -2,9 +2,10 @@
 collection anywhere in the deployment ended more than `interval` ago, and if so runs one; the
 lease lets exactly one replica's collection go on.
 
-A collection runs as a child process (`registry gc --json`, reading the same configuration):
-its memory goes when it ends, it runs at a lower CPU priority than the requests it shares the
-machine with, and it stays out of the serving event loop. Its logs join the server's.
+A collection runs as a child process (`registry gc --json --retention`, reading the same
+configuration; tag retention runs first, under the collection's lease): its memory goes when
+it ends, it runs at a lower CPU priority than the requests it shares the machine with, and it
+stays out of the serving event loop. Its logs join the server's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from registry.storage import layout
 from registry.storage.protocol import NotFound
 
 log = logging.getLogger("registry.gc")
-COMMAND = (sys.executable, "-m", "registry", "gc", "--json")
+# Retention first, under the collection's lease: what it untags is collected in the same run.
+COMMAND = (sys.executable, "-m", "registry", "gc", "--json", "--retention")
 
 
 async def last_finished(registry: Registry) -> float:
@@ -59,6 +61,8 @@ def describe(summary: Summary) -> str:
         f"{summary.blobs_deleted} blobs ({freed}), {summary.repositories_deleted} repositories "
         f"in {summary.duration_seconds:.1f}s"
     )
+    if summary.tags_deleted:
+        text += f"; retention {verb} {summary.tags_deleted} tags first"
     if summary.rescued:
         text += f"; {summary.rescued} kept because clients used them meanwhile"
     if summary.leftovers_cleared:

@@ -45,6 +45,8 @@ def test_every_leaf_command_takes_a_config_file() -> None:
         "maintenance status",
         "repo delete",
         "repo list",
+        "retention plan",
+        "retention run",
     }
     assert all("--config" in options(parser) for parser in commands.values())
 
@@ -87,6 +89,7 @@ def test_config_show_prints_units_as_written(tmp_path: Path) -> None:
         ["user", "add", "x"],
         ["maintenance", "status"],
         ["repo", "delete", "x"],
+        ["retention", "plan"],
     ],
 )
 def test_a_configuration_error_is_one_line_and_exit_status_2(

@@ -26,6 +26,8 @@ SERVICE = (
     "registry.maintenance",
     "registry.repository_delete",
     "registry.quota",
+    "registry.retention.planner",
+    "registry.retention.pulls",
 )
 STORAGE = ("registry.storage",)
 COMPOSITION = (
@@ -38,6 +40,7 @@ COMPOSITION = (
     "registry.inventory_commands",
     "registry.periodic",
     "registry.reload",
+    "registry.retention.command",
 )
 
 
@@ -84,6 +87,8 @@ def test_the_layers_cover_every_module() -> None:
         "registry.config",
         "registry.patterns",
         "registry.namespaces",  # the namespaces section compiled: configuration, like config
+        "registry.retention",  # a docstring
+        "registry.retention.decision",  # the retention rules applied: pure, like namespaces
         "registry.libc",
         "registry.memory",
     }
