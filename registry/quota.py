@@ -47,7 +47,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from registry.concurrency import map_bounded
+from registry.concurrency import both, map_bounded
 from registry.digest import SUPPORTED_ALGORITHMS, Digest
 from registry.errors import ErrorCode, RegistryError
 from registry.gc.reachability import keys_under, link_digests, manifest_digests
@@ -127,13 +127,18 @@ class Quotas:
         return (await self._read_usage(namespace))[0]
 
     async def _change_usage(
-        self, namespace: Namespace, delta: int, limit: int | None = None
+        self,
+        namespace: Namespace,
+        delta: int,
+        limit: int | None = None,
+        read: tuple[int, str | None] | None = None,
     ) -> None:
         """Add delta to the usage atomically; with `limit`, refused (DENIED) when the result
-        would exceed it."""
+        would exceed it. `read`: the usage as just read, for the first attempt."""
         key = layout.namespace_usage(namespace.key)
         for attempt in range(MAX_ATTEMPTS):
-            used, version = await self._read_usage(namespace)
+            used, version = read or await self._read_usage(namespace)
+            read = None
             if limit is not None and used + delta > limit:
                 raise _exceeded(namespace, limit, used, delta)
             document = _usage_document(max(0, used + delta))
@@ -166,10 +171,8 @@ class Quotas:
         quota = int(namespace.config.quota)
         key = layout.namespace_charged(namespace.key, kind, digest)
         for attempt in range(MAX_ATTEMPTS):
-            try:
-                _, version = await self.storage.get_bytes(key)
-            except NotFound:
-                version = None
+            # The usage is read with the marker (new content needs both; a touch wastes it).
+            version, usage = await both(self._marker_version(key), self._read_usage(namespace))
             if version is not None:  # counted: touch it, so a reconciliation sees it young
                 try:
                     await self.storage.compare_and_swap(key, _marker(size), version)
@@ -177,7 +180,7 @@ class Quotas:
                 except PreconditionFailed:  # touched or removed meanwhile: look again
                     await _backoff(attempt)
                     continue
-            await self._change_usage(namespace, size, quota)
+            await self._change_usage(namespace, size, quota, usage)
             content = _marker(size)
             if await self.storage.put_if_absent(key, content):
                 return Charge(namespace, key, size, content)
@@ -185,6 +188,13 @@ class Quotas:
         raise RegistryError(
             ErrorCode.UNAVAILABLE, f"the quota marker of {digest} kept changing; try again"
         )
+
+    async def _marker_version(self, key: str) -> str | None:
+        try:
+            _, version = await self.storage.get_bytes(key)
+        except NotFound:
+            return None
+        return version
 
     async def release(self, charge: Charge | None) -> None:
         """Give a failed push's charge back, unless another push touched the marker since

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from registry import manifest as mf
 from registry.concurrency import all_of, map_bounded
@@ -77,6 +78,7 @@ KNOWN_REPOSITORIES_LIMIT = 10_000
 # collection waits longer than this (its `settle`) between marking a marker and deleting it,
 # so a push that trusted the cache is seen by the collector's second look (registry/gc/).
 REPOSITORY_CACHE_SECONDS = 10.0
+T = TypeVar("T")
 ByteRange = tuple[int, int]  # first and last byte, inclusive
 
 
@@ -310,6 +312,21 @@ class Registry:
         (registry/quota.py); DENIED when the quota cannot take it."""
         return await self.quotas.charge(self.namespaces, name, kind, digest, size)
 
+    async def _charged_with(
+        self, charge: Awaitable[Charge | None], work: Awaitable[T]
+    ) -> tuple[Charge | None, T]:
+        """A charge and other work done together: if either fails, the charge is given back
+        and the first failure raised (the work's, then the charge's)."""
+        outcomes = await asyncio.gather(work, charge, return_exceptions=True)
+        done, charged = outcomes
+        if isinstance(done, BaseException) or isinstance(charged, BaseException):
+            if not isinstance(charged, BaseException):
+                await self.quotas.release(charged)
+            failure = done if isinstance(done, BaseException) else charged
+            assert isinstance(failure, BaseException)
+            raise failure
+        return charged, done
+
     @contextlib.asynccontextmanager
     async def _given_back_on_failure(self, charge: Charge | None) -> AsyncIterator[None]:
         try:
@@ -395,14 +412,15 @@ class Registry:
                 return
             session = await self.uploads.append(session, last_chunk, chunk_range, length)
         try:
-            charge = await self._charge(name, BLOBS, digest, session.size)
+            charge, _ = await self._charged_with(
+                self._charge(name, BLOBS, digest, session.size), self.tombstones.rescue(digest)
+            )
         except RegistryError as exc:
             if exc.code is ErrorCode.DENIED:  # refused: nothing of the push remains
                 await self.uploads.cancel(session)
             raise
         async with self._given_back_on_failure(charge):
             await self._ensure_repository(name)
-            await self.tombstones.rescue(digest)
             await self.uploads.complete(session, digest, layout.blob(digest))
             await self._link_blob(name, digest)
             await self._keep_uploaded(digest)
@@ -467,19 +485,28 @@ class Registry:
             raise RegistryError(ErrorCode.MANIFEST_INVALID, str(exc)) from None
         digest = _digest_of_manifest(body, reference)
         size = len(encode_record(parsed.media_type, body))
-        charge = await self._charge(name, MANIFESTS, digest, size)
+        # Reads, the quota charge and the catalog marker (which precedes everything else we
+        # write; the repository exists already, its blobs are linked): together.
+        charge, (_, _, previous) = await self._charged_with(
+            self._charge(name, MANIFESTS, digest, size),
+            all_of(
+                self._check_references(name, parsed),
+                self._ensure_repository(name),
+                self._tag_state(name, tag),
+            ),
+        )
         async with self._given_back_on_failure(charge):
-            return await self._put_manifest(name, tag, parsed, digest, body)
+            return await self._put_manifest(name, tag, parsed, digest, body, previous)
 
     async def _put_manifest(
-        self, name: str, tag: str | None, parsed: mf.Manifest, digest: Digest, body: bytes
+        self,
+        name: str,
+        tag: str | None,
+        parsed: mf.Manifest,
+        digest: Digest,
+        body: bytes,
+        previous: TagState | None,
     ) -> PushedManifest:
-        # Reads, and the catalog marker (which precedes everything else we write): together.
-        _, _, previous = await all_of(
-            self._check_references(name, parsed),
-            self._ensure_repository(name),
-            self._tag_state(name, tag),
-        )
         referrer = None
         if parsed.subject is not None:
             referrer = Referrer(parsed.subject, referrer_entry(parsed, digest, len(body)))
