@@ -16,7 +16,7 @@ from typing import Any
 from registry.config import Config, RetentionConfig
 from registry.errors import ErrorCode, RegistryError
 from registry.namespaces import Namespace
-from registry.operator_commands import _run
+from registry.operator_commands import run_on_registry
 from registry.service import Registry
 from registry.storage import layout
 from registry.storage.protocol import NotFound
@@ -75,7 +75,7 @@ def list_repositories(config: Config, as_json: bool) -> int:
         print(f"registry: {count} repositor{'y' if count == 1 else 'ies'}", file=sys.stderr)
         return 0
 
-    return _run(config, command)
+    return run_on_registry(config, command)
 
 
 # -- registry namespaces ----------------------------------------------------------------------
@@ -153,7 +153,7 @@ def namespaces(config: Config, as_json: bool) -> int:
             _print_table(rows, ungoverned)
         return 0
 
-    return _run(config, command)
+    return run_on_registry(config, command)
 
 
 def _row(namespace: Namespace, tally: Tally, used: int | None) -> dict[str, Any]:

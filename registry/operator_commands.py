@@ -68,24 +68,26 @@ def collect_garbage(
         print(summary.as_json() if as_json else describe(summary))
         return 0
 
-    return _run(config, collect)
+    return run_on_registry(config, collect)
 
 
 def maintenance(config: Config, action: str, as_json: bool) -> int:
     """Set (`on`), remove (`off`) or show (`status`) the read-only flag; then print the mode."""
-    return _run(config, lambda registry: _maintenance(registry.maintenance, action, as_json))
+    return run_on_registry(
+        config, lambda registry: _maintenance(registry.maintenance, action, as_json)
+    )
 
 
 def delete_repo(
     config: Config, name: str, dry_run: bool, as_json: bool, force: bool = False
 ) -> int:
     settle = config.gc.settle
-    return _run(
+    return run_on_registry(
         config, lambda registry: _delete_repo(registry, name, settle, dry_run, as_json, force)
     )
 
 
-def _run(config: Config, command: Callable[[Registry], Awaitable[int]]) -> int:
+def run_on_registry(config: Config, command: Callable[[Registry], Awaitable[int]]) -> int:
     """Exit status of command run on the configured registry; storage and registry errors
     are one line on stderr and status 1."""
     services = wiring.build(config)

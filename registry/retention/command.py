@@ -14,36 +14,24 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio
-
-from registry import wiring
 from registry.config import Config
 from registry.errors import ErrorCode, RegistryError
 from registry.maintenance import READ_ONLY_MESSAGE
+from registry.operator_commands import run_on_registry
 from registry.retention import planner
 from registry.retention.planner import Plan, PlannedRemoval
-from registry.service import Registry, StorageError
+from registry.service import Registry
 
 
 def retention(config: Config, action: str, as_json: bool) -> int:
     """`plan` or `run`; the exit status (1: storage or registry error)."""
-    services = wiring.build(config)
 
-    async def command() -> int:
-        try:
-            if action == "plan":
-                return await _plan(services.registry, as_json)
-            return await _run(services.registry, as_json)
-        finally:
-            await services.storage.aclose()
+    async def command(registry: Registry) -> int:
+        if action == "plan":
+            return await _plan(registry, as_json)
+        return await _run(registry, as_json)
 
-    try:
-        return anyio.run(command)
-    except StorageError as exc:
-        print(f"registry: storage error: {exc}", file=sys.stderr)
-    except RegistryError as exc:
-        print(f"registry: {exc.code.name}: {exc.message}", file=sys.stderr)
-    return 1
+    return run_on_registry(config, command)
 
 
 async def _plan(registry: Registry, as_json: bool) -> int:
