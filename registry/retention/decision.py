@@ -8,7 +8,8 @@ match). An absent rule (or 0) is off; a namespace without retention, or whose re
 none of these rules, keeps every tag. Never removed, whatever the rules: immutable tags, the
 tags clients derive from digests (referrers fallback, cosign: namespaces.is_digest_tag) and
 tags naming a manifest that a kept index names (recursively). `keep_last` counts only the tags
-the rules decide about, so digest tags and immutable tags do not use up its slots.
+retention may remove, so digest tags, immutable tags and tags a keep pattern keeps do not use
+up its slots.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def decide(
     decided = [
         t for t in tags if not is_digest_tag(t.name) and namespace.immutable_rule(t.name) is None
     ]
-    newest = sorted(decided, key=lambda t: (-t.pushed, t.name))
+    # keep_last ranks only the tags retention may remove: a tag a pattern keeps takes no slot.
+    removable = [t for t in decided if namespace.kept_by_pattern(t.name) is None]
+    newest = sorted(removable, key=lambda t: (-t.pushed, t.name))
     last = retention.keep_last or 0
     recent = {t.name for t in newest[:last]}
     candidates = [

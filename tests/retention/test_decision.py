@@ -158,6 +158,12 @@ def test_the_reason_names_every_rule_that_did_not_keep_the_tag() -> None:
     }
 
 
+def test_tags_a_pattern_keeps_do_not_use_up_keep_last() -> None:
+    tags = [tag("latest", 0), tag("new", 1), tag("older", 2), tag("oldest", 3)]
+    # latest is the newest, but the pattern keeps it: keep_last 2 keeps new and older
+    assert removed(RetentionConfig(keep_last=2, keep_patterns=("latest",)), tags) == ["oldest"]
+
+
 def test_keep_last_breaks_ties_in_push_time_by_name() -> None:
     tags = [tag("b", 5), tag("a", 5), tag("c", 5)]
     assert removed(RetentionConfig(keep_last=2), tags) == ["c"]
