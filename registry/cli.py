@@ -108,13 +108,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _namespaces_parser(commands: Any) -> None:
-    _with_json(
+    namespaces = _with_json(
         _with_config(
             commands.add_parser(
                 "namespaces",
                 help="the configured namespaces: repositories, tags, usage, access, retention",
             )
         )
+    )
+    namespaces.add_argument(
+        "--recount",
+        action="store_true",
+        help="first count each quota's usage from what its repositories hold (as garbage "
+        "collection does): for a quota set on a namespace that already has content",
     )
 
 
@@ -216,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         from registry import inventory_commands
 
         if args.command == "namespaces":
-            return inventory_commands.namespaces(config, args.json)
+            return inventory_commands.namespaces(config, args.json, args.recount)
         return inventory_commands.list_repositories(config, args.json)
     if args.command == "retention":
         from registry.retention import command

@@ -129,11 +129,19 @@ def human_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-def namespaces(config: Config, as_json: bool) -> int:
+def namespaces(config: Config, as_json: bool, recount: bool = False) -> int:
     """Each configured namespace (in order, first match wins) with what it governs, then the
-    repositories no namespace governs."""
+    repositories no namespace governs; with `recount`, after reconciling every quota's usage
+    with what its repositories hold (registry/quota.py)."""
 
     async def command(registry: Registry) -> int:
+        if recount:
+            for done in await registry.quotas.reconcile_all(registry.namespaces, config.gc.settle):
+                print(
+                    f"registry: {done.namespace}: counted {done.added} bytes, gave back "
+                    f"{done.returned} bytes; {done.used} bytes in use",
+                    file=sys.stderr,
+                )
         configured = list(registry.namespaces)
         tallies = {namespace.key: Tally() for namespace in configured}
         ungoverned = Tally()

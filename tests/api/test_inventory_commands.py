@@ -152,3 +152,40 @@ def test_repo_list_of_an_empty_registry(tmp_path: Path) -> None:
     assert shown.stdout.splitlines()[1:] == [
         "(no namespace)  0      0     -            -       -          -          -"
     ]
+
+
+def test_recount_counts_the_content_a_namespace_had_before_its_quota(tmp_path: Path) -> None:
+    with run_registry(tmp_path) as server, httpx.Client(base_url=server.url, timeout=60) as c:
+        expected, shared = 0, image_manifest(c, "team-a/app", [b"shared layer"], n=7)
+        counted_blobs: set[str] = set()
+        for repo, extra in (("team-a/app", b"app layer"), ("team-a/lib", b"lib layer")):
+            manifest = image_manifest(c, repo, [b"shared layer", extra], n=8)
+            assert put_manifest(c, repo, "v1", manifest).status_code == 201
+            document = json.loads(manifest)
+            for descriptor in (document["config"], *document["layers"]):
+                if descriptor["digest"] not in counted_blobs:
+                    counted_blobs.add(descriptor["digest"])
+                    expected += descriptor["size"]
+            expected += len(b"application/vnd.oci.image.manifest.v1+json\n" + manifest)
+        assert put_manifest(c, "team-a/app", "old", shared).status_code == 201
+        document = json.loads(shared)
+        expected += len(b"application/vnd.oci.image.manifest.v1+json\n" + shared)
+        expected += sum(
+            d["size"]
+            for d in (document["config"], *document["layers"])
+            if d["digest"] not in counted_blobs
+        )
+        config = tmp_path / "operator.yaml"
+        document = {"storage": storage_section(server), "namespaces": NAMESPACES}
+        config.write_text(yaml.safe_dump(document))
+
+        before = registry_command("namespaces", "--json", config=config)
+        assert json.loads(before.stdout)["namespaces"][0]["used"] == 0  # set after the pushes
+        recounted = registry_command("namespaces", "--recount", "--json", config=config)
+        assert recounted.returncode == 0, recounted.stderr
+        assert json.loads(recounted.stdout)["namespaces"][0]["used"] == expected
+        assert f"registry: team-a/**: counted {expected} bytes, gave back 0 bytes" in (
+            recounted.stderr
+        )
+        again = registry_command("namespaces", "--recount", config=config)
+        assert f"counted 0 bytes, gave back 0 bytes; {expected} bytes in use" in again.stderr
