@@ -137,9 +137,10 @@ def namespaces(config: Config, as_json: bool, recount: bool = False) -> int:
     async def command(registry: Registry) -> int:
         if recount:
             for done in await registry.quotas.reconcile_all(registry.namespaces, config.gc.settle):
+                corrected = f", corrected usage by {-done.corrected}" if done.corrected else ""
                 print(
                     f"registry: {done.namespace}: counted {done.added} bytes, gave back "
-                    f"{done.returned} bytes; {done.used} bytes in use",
+                    f"{done.returned} bytes{corrected}; {done.used} bytes in use",
                     file=sys.stderr,
                 )
         configured = list(registry.namespaces)

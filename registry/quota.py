@@ -31,9 +31,15 @@ Why it is exact, and where it is not:
   moved into place on slow storage) may lose its marker to a reconciliation: its bytes go
   uncounted until the next reconciliation adds them back. A reconciliation therefore
   under-counts by at most the uploads in flight while it runs, and the next one corrects it;
-  pushes accepted meanwhile may exceed the quota by at most that much. A process that dies
-  between a reservation and its marker leaves `used` too high by that size (refusing early,
-  never accepting too much).
+  pushes accepted meanwhile may exceed the quota by at most that much.
+- *The usage checked against the markers.* A reservation whose marker is never written (a
+  process killed between the two; a failed marker write gives its reservation back) leaves
+  `used` above the sum of the markers for good. A reconciliation measures that difference when
+  it starts and again at least `settle` later: a push in flight shows in one measurement at
+  most (it finishes within the settle), a lasting difference in both, and the smaller of two
+  same-signed measurements is taken off `used`. Two pushes caught in flight one in each
+  measurement could make it take off at most the smaller of them, which the next
+  reconciliation gives back (the difference then shows the other way).
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ MAX_ATTEMPTS = 64
 # The pause after a lost round grows to this (seconds), with jitter, so racers spread out.
 MAX_BACKOFF = 0.05
 REPOSITORIES_AT_ONCE = 16
+NAMESPACES_AT_ONCE = 4
 log = logging.getLogger("registry.quota")
 
 
@@ -83,6 +90,7 @@ class Reconciled:
     added: int = 0  # bytes of linked content that had no marker
     returned: int = 0  # bytes of markers whose content is no longer linked
     used: int = 0  # after the reconciliation
+    corrected: int = 0  # what the usage held beyond its markers (a lost give-back), removed
 
 
 def _marker(size: int) -> bytes:
@@ -182,12 +190,27 @@ class Quotas:
                     continue
             await self._change_usage(namespace, size, quota, usage)
             content = _marker(size)
-            if await self.storage.put_if_absent(key, content):
+            try:
+                created = await self.storage.put_if_absent(key, content)
+            except BaseException:  # a storage failure, or the request cancelled
+                await asyncio.shield(self._give_back(namespace, size))
+                raise
+            if created:
                 return Charge(namespace, key, size, content)
             await self._change_usage(namespace, -size)  # another push counted it first
         raise RegistryError(
             ErrorCode.UNAVAILABLE, f"the quota marker of {digest} kept changing; try again"
         )
+
+    async def _give_back(self, namespace: Namespace, size: int) -> None:
+        """Best effort: a reservation whose marker could not be written (what stays is the
+        leak reconcile corrects)."""
+        try:
+            await self._change_usage(namespace, -size)
+        except (StorageError, RegistryError) as exc:
+            log.warning(
+                "quota: could not give back %d bytes of %s: %s", size, namespace.pattern, exc
+            )
 
     async def _marker_version(self, key: str) -> str | None:
         try:
@@ -218,6 +241,7 @@ class Quotas:
         module's documentation)."""
         started = time.time()
         result = Reconciled(namespace.pattern)
+        drift_before = await self._drift(namespace)
         linked = await self._linked(namespaces, namespace)
         for kind in (BLOBS, MANIFESTS):
             charged = {d async for d in self._charged(namespace, kind)}
@@ -232,16 +256,46 @@ class Quotas:
 
             result.added += sum(await map_bounded(add, missing))
             result.returned += sum(await map_bounded(drop, stale))
+        await asyncio.sleep(max(0.0, started + settle - time.time()))
+        drift_after = await self._drift(namespace)
+        if (drift_before > 0) == (drift_after > 0) and drift_before and drift_after:
+            # The same sign a settle apart: not a push in flight but a lasting difference.
+            result.corrected = min(drift_before, drift_after, key=abs)
+            await self._change_usage(namespace, -result.corrected)
         result.used = await self.used(namespace)
-        if result.added or result.returned:
+        if result.added or result.returned or result.corrected:
             log.info(
-                "quota: namespace %s: %d bytes counted, %d bytes given back; %d in use",
+                "quota: namespace %s: %d bytes counted, %d bytes given back, usage corrected "
+                "by %d; %d in use",
                 namespace.pattern,
                 result.added,
                 result.returned,
+                -result.corrected,
                 result.used,
             )
         return result
+
+    async def _drift(self, namespace: Namespace) -> int:
+        """How much the usage holds beyond the sizes of its markers (negative: less). Zero
+        at rest; a push between its reservation and its marker (or a give-back between its
+        marker delete and its usage change) shows for as long as it runs; a reservation whose
+        marker was never written (a process killed between the two) shows for good."""
+        used = await self.used(namespace)  # first: a push counted after this adds to neither
+
+        async def size(key: str) -> int:
+            try:
+                data, _ = await self.storage.get_bytes(key)
+            except NotFound:
+                return 0
+            return _size_of_marker(data)
+
+        total = 0
+        for kind in (BLOBS, MANIFESTS):
+            for algorithm in SUPPORTED_ALGORITHMS:
+                prefix = layout.namespace_charged_prefix(namespace.key, kind, algorithm)
+                async for keys in self.storage.scan(prefix):
+                    total += sum(await map_bounded(size, keys))
+        return used - total
 
     async def _linked(
         self, namespaces: Namespaces, namespace: Namespace
@@ -307,17 +361,20 @@ class Quotas:
         return size
 
     async def reconcile_all(self, namespaces: Namespaces, settle: float) -> list[Reconciled]:
-        """Reconcile every namespace that has a quota (after a garbage collection, whose
-        work stands even if a reconciliation fails: the next one does it)."""
-        done = []
-        for namespace in namespaces:
-            if namespace.config.quota is None:
-                continue
+        """Reconcile every namespace that has a quota, together (each waits a settle), after
+        a garbage collection, whose work stands even if a reconciliation fails: the next one
+        does it."""
+
+        async def reconcile(namespace: Namespace) -> Reconciled | None:
             try:
-                done.append(await self.reconcile(namespaces, namespace, settle))
+                return await self.reconcile(namespaces, namespace, settle)
             except (StorageError, RegistryError) as exc:
                 log.warning("quota: could not reconcile namespace %s: %s", namespace.pattern, exc)
-        return done
+                return None
+
+        with_quota = [namespace for namespace in namespaces if namespace.config.quota is not None]
+        done = await map_bounded(reconcile, with_quota, NAMESPACES_AT_ONCE)
+        return [result for result in done if result is not None]
 
     async def reconcile_of(
         self, namespaces: Namespaces, repository: str, settle: float

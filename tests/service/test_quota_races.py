@@ -27,11 +27,15 @@ NAMESPACE = next(iter(NAMESPACES))
 
 
 class PauseAt:
-    """Stops the `actor`'s first storage call `operation` on a key containing `part`, after
-    the call completed, until released; every other call passes straight through."""
+    """Stops the `actor`'s storage call `operation` on a key containing `part` (the first
+    such call, or the one after `after` of them), after the call completed, until released;
+    every other call passes straight through."""
 
-    def __init__(self, inner: Storage, actor: str, operation: str, part: str) -> None:
+    def __init__(
+        self, inner: Storage, actor: str, operation: str, part: str, after: int = 0
+    ) -> None:
         self.inner, self.actor, self.operation, self.part = inner, actor, operation, part
+        self.after = after
         self.reached, self.released = asyncio.Event(), asyncio.Event()
 
     def __getattr__(self, name: str) -> Any:
@@ -42,7 +46,9 @@ class PauseAt:
         async def gated(*args: Any, **kwargs: Any) -> Any:
             result = await attribute(*args, **kwargs)
             stop = ACTOR.get() == self.actor and name == self.operation and self.part in args[0]
-            if stop and not self.reached.is_set():
+            if stop and self.after:
+                self.after -= 1
+            elif stop and not self.reached.is_set():
                 self.reached.set()
                 await self.released.wait()
             return result
@@ -82,7 +88,7 @@ async def test_a_push_between_its_charge_and_its_link_keeps_its_marker_through_a
     )
     await asyncio.wait_for(gate.reached.wait(), 10)
     # Charged, not linked: the marker is younger than the settle, so it stays.
-    result = await registry.quotas.reconcile(NAMESPACES, NAMESPACE, settle=30.0)
+    result = await registry.quotas.reconcile(NAMESPACES, NAMESPACE, settle=2.0)
     assert result.returned == 0 and result.used == 1000
     gate.released.set()
     await asyncio.wait_for(push, 10)
@@ -119,7 +125,8 @@ async def test_a_marker_a_reconciliation_took_from_a_slow_push_is_counted_again_
 async def test_a_push_touching_an_old_marker_wins_over_a_reconciliation_about_to_delete_it(
     driver: Storage,
 ) -> None:
-    gate = PauseAt(driver, "reconcile", "get_bytes", "/charged/blobs/")
+    # (after the marker's read in the usage check that opens a reconciliation)
+    gate = PauseAt(driver, "reconcile", "get_bytes", "/charged/blobs/", after=1)
     registry = Registry(gate, namespaces=NAMESPACES)  # type: ignore[arg-type]
     data = os.urandom(1000)
     await registry.push_blob("ns/a", digest(data), body(data), len(data))
@@ -145,3 +152,37 @@ async def test_a_push_touching_an_old_marker_wins_over_a_reconciliation_about_to
     await driver.stat(marker(data))
     final = await registry.quotas.reconcile(NAMESPACES, NAMESPACE, settle=0.0)
     assert (final.added, final.returned, final.used) == (0, 0, 1000)
+
+
+async def test_a_push_between_its_reservation_and_its_marker_is_not_taken_for_a_leak(
+    driver: Storage,
+) -> None:
+    """The usage check of a reconciliation (registry/quota.py): its first measurement catches
+    a push that has reserved and not yet written its marker; the push finishes within the
+    settle, so the second measurement does not, and nothing is taken off the usage."""
+    push_gate = PauseAt(driver, "push", "compare_and_swap", "/usage")
+    # The reconciliation stops after its second read of the usage (the second measurement's).
+    gate = PauseAt(push_gate, "reconcile", "get_bytes", "/usage", after=1)
+    registry = Registry(gate, namespaces=NAMESPACES)  # type: ignore[arg-type]
+    first, second = os.urandom(700), os.urandom(1000)
+    await registry.push_blob("ns/a", digest(first), body(first), len(first))  # makes the usage
+    push = asyncio.create_task(
+        as_actor(
+            "push", lambda: registry.push_blob("ns/a", digest(second), body(second), len(second))
+        )
+    )
+    await asyncio.wait_for(push_gate.reached.wait(), 10)  # reserved, no marker yet
+    results: list[tuple[int, int]] = []
+
+    async def reconcile() -> None:
+        result = await registry.quotas.reconcile(NAMESPACES, NAMESPACE, settle=1.0)
+        results.append((result.corrected, result.used))
+
+    reconciling = asyncio.create_task(as_actor("reconcile", reconcile))
+    await asyncio.wait_for(gate.reached.wait(), 10)  # measured once with the push in flight
+    push_gate.released.set()
+    await asyncio.wait_for(push, 10)
+    gate.released.set()
+    await asyncio.wait_for(reconciling, 10)
+    assert results == [(0, 1700)]
+    assert await used(registry) == 1700
