@@ -23,7 +23,13 @@ from registry.storage.protocol import Storage
 from testkit.oci import OCI_MANIFEST
 from tests.service.counting import CountingStorage
 from tests.service.gates import ACTOR, GatedStorage, Mode, SimulatedCrash
-from tests.service.test_tag_interleavings import MAX_STEPS, Scenario, _setup, violations
+from tests.service.test_tag_interleavings import (
+    MAX_STEPS,
+    Scenario,
+    _setup,
+    run_operation,
+    violations,
+)
 
 pytestmark = pytest.mark.anyio
 NAMESPACES = Namespaces((NamespaceConfig(pattern="im/**", immutable_tags=("t", "v*")),))
@@ -72,19 +78,8 @@ class Outcomes:
 async def _run(
     registry: Registry, repository: str, manifests: dict[str, bytes], operation: str
 ) -> str:
-    verb, *arguments = operation.split()
-    try:
-        if verb == "put":
-            tag, name = arguments
-            await registry.put_manifest(repository, tag, manifests[name], OCI_MANIFEST)
-        elif verb == "delete":
-            await registry.delete_manifest(repository, Digest.of(manifests[arguments[0]]))
-        else:
-            await registry.delete_manifest(repository, arguments[0])
-    except RegistryError as error:
-        assert error.code in (ErrorCode.DENIED, ErrorCode.MANIFEST_UNKNOWN), error
-        return error.code.name
-    return "ok"
+    expected = (ErrorCode.DENIED, ErrorCode.MANIFEST_UNKNOWN)
+    return await run_operation(registry, repository, manifests, operation, expected)
 
 
 async def _interleave(

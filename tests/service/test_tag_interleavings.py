@@ -94,9 +94,15 @@ async def _setup(registry: Registry, repository: str, initial: Scenario) -> dict
     return manifests
 
 
-async def _run(
-    registry: Registry, repository: str, manifests: dict[str, bytes], operation: str
-) -> None:
+async def run_operation(
+    registry: Registry,
+    repository: str,
+    manifests: dict[str, bytes],
+    operation: str,
+    expected: tuple[ErrorCode, ...] = (ErrorCode.MANIFEST_UNKNOWN,),
+) -> str:
+    """Run `put TAG NAME`, `delete NAME` (by digest) or `untag TAG`: "ok", or the code of an
+    `expected` refusal (by default: the other operation removed it first)."""
     verb, *arguments = operation.split()
     try:
         if verb == "put":
@@ -106,9 +112,11 @@ async def _run(
             await registry.delete_manifest(repository, Digest.of(manifests[arguments[0]]))
         else:
             await registry.delete_manifest(repository, arguments[0])
-    except RegistryError as error:  # the other operation removed it first
-        if error.code != ErrorCode.MANIFEST_UNKNOWN:
+    except RegistryError as error:
+        if error.code not in expected:
             raise
+        return error.code.name
+    return "ok"
 
 
 async def violations(storage: Storage, repository: str, manifests: dict[str, bytes]) -> list[str]:
@@ -156,7 +164,7 @@ async def _interleave(
 
     async def stopped() -> None:
         ACTOR.set("stopped")
-        await _run(first, repository, manifests, scenario.stopped)
+        await run_operation(first, repository, manifests, scenario.stopped)
 
     task = asyncio.create_task(stopped())
     reached = asyncio.create_task(gated.reached.wait())
@@ -166,9 +174,9 @@ async def _interleave(
     if mode == "crash":
         with contextlib.suppress(SimulatedCrash):
             await task
-        await _run(second, repository, manifests, scenario.other)
+        await run_operation(second, repository, manifests, scenario.other)
     else:
-        await _run(second, repository, manifests, scenario.other)
+        await run_operation(second, repository, manifests, scenario.other)
         gated.released.set()
         await asyncio.wait_for(task, 60)
     return was_reached, gated.calls, await violations(driver, repository, manifests)
