@@ -27,6 +27,7 @@ from tests.service.test_tag_interleavings import (
     MAX_STEPS,
     Scenario,
     _setup,
+    every_interleaving,
     run_operation,
     violations,
 )
@@ -167,18 +168,7 @@ async def test_every_interleaving_keeps_an_immutable_tag_where_its_one_winner_se
 
 
 async def _every_interleaving(driver: Storage, scenario: Scenario) -> None:
-    failures: list[str] = []
-    steps = 0
-    for step in range(1, MAX_STEPS + 1):
-        reached_any = False
-        for mode in ("before", "after", "crash"):
-            reached, calls, found = await _interleave(driver, scenario, step, mode)
-            reached_any |= reached
-            if reached and found:
-                failures.append(f"{mode} call {step} ({calls[step - 1]}): {'; '.join(found)}")
-        if not reached_any:
-            break
-        steps = step
+    steps, failures = await every_interleaving(driver, scenario, _interleave)
     assert 3 <= steps < MAX_STEPS
     assert not failures, f"{len(failures)} interleavings broke immutability:\n" + "\n".join(
         failures

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
@@ -182,22 +182,37 @@ async def _interleave(
     return was_reached, gated.calls, await violations(driver, repository, manifests)
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
-async def test_every_interleaving_at_a_storage_call_keeps_tags_consistent(
-    driver: Storage, scenario: Scenario
-) -> None:
+Interleave = Callable[
+    [Storage, Scenario, int, Mode], Awaitable[tuple[bool, list[str], list[str]]]
+]
+
+
+async def every_interleaving(
+    driver: Storage, scenario: Scenario, interleave: Interleave
+) -> tuple[int, list[str]]:
+    """Stop the scenario's first operation at each of its storage calls in turn (before the
+    call, after it, and as a crash there) and run the other then; how many calls it made,
+    and what broke at which."""
     failures: list[str] = []
     steps = 0
     for step in range(1, MAX_STEPS + 1):
         reached_any = False
         for mode in ("before", "after", "crash"):
-            reached, calls, found = await _interleave(driver, scenario, step, mode)
+            reached, calls, found = await interleave(driver, scenario, step, mode)
             reached_any |= reached
             if reached and found:
                 failures.append(f"{mode} call {step} ({calls[step - 1]}): {'; '.join(found)}")
         if not reached_any:
             break
         steps = step
+    return steps, failures
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=str)
+async def test_every_interleaving_at_a_storage_call_keeps_tags_consistent(
+    driver: Storage, scenario: Scenario
+) -> None:
+    steps, failures = await every_interleaving(driver, scenario, _interleave)
     assert steps >= 3, "the stopped operation made almost no storage calls"
     assert steps < MAX_STEPS
     assert not failures, f"{len(failures)} interleavings broke the invariants:\n" + "\n".join(
